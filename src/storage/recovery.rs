@@ -1,0 +1,596 @@
+//! Recovery: the read-only scan that finds the live segments, validates every batch, tells a
+//! torn tail from corruption, and rebuilds the in-RAM state. `Ring::open` and `outpost fsck`
+//! both run it; it never writes to the medium (truncation is logical: see docs/FORMAT.md,
+//! "Recovery").
+
+use super::config::{CorruptionPolicy, RingConfig};
+use super::error::{DamageAt, OpenError, ScanStop};
+use super::flash::{ERASED_BYTE, Flash};
+use super::format::{
+    BATCH_HEADER_BYTES, BatchHeader, BatchKind, PREV_END_NONE, RecordIter, SEGMENT_HEADER_BYTES,
+    SegmentHeader, decode_checkpoint_body, decode_meta_body, first_batch_pos,
+};
+use super::index::{PartState, SegIndex, Shared};
+use super::meta::MetaState;
+use super::scan::Scanner;
+use super::types::{GroupSeq, Offset, PartitionId, SegmentSeq};
+use std::collections::BTreeMap;
+
+/// How recovery treats damage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Opening the ring for use, under a corruption policy.
+    Open(CorruptionPolicy),
+    /// `outpost fsck`: report every problem, refuse nothing.
+    Fsck,
+}
+
+/// What recovery found, for logs and `outpost fsck`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// True when the area held no segment at all (a fresh ring).
+    pub blank: bool,
+    pub segments: Vec<SegmentReport>,
+    /// `(partition, earliest, next)` for every partition known.
+    pub partitions: Vec<(PartitionId, Offset, Offset)>,
+    pub torn_tail: Option<TornTail>,
+    /// Corruption that is not a torn tail (reported under every policy; fatal under `refuse`).
+    pub damage: Vec<DamageAt>,
+    /// Bytes of batches skipped because of damage (`skip-segment` or fsck).
+    pub skipped_bytes: u64,
+    /// Metadata entries and their bytes after replay.
+    pub meta_entries: usize,
+    pub meta_bytes: u64,
+}
+
+/// One live segment as recovery saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentReport {
+    pub seq: SegmentSeq,
+    pub slot: u64,
+    /// Bytes of valid data (position where the valid batches end).
+    pub valid_end: u64,
+    pub batches: u64,
+    pub records: u64,
+}
+
+/// The newest segment ended in bytes that are not a valid batch and do not prove corruption:
+/// the tail of a write a power cut interrupted. Recovery drops it (logically).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    pub seq: SegmentSeq,
+    pub slot: u64,
+    pub pos: u64,
+    /// Bytes after `pos` that are not erased.
+    pub dirty_bytes: u64,
+}
+
+/// Where the writer continues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub seq: SegmentSeq,
+    pub slot: u64,
+    /// End of the valid data: where the next group goes if `appendable`.
+    pub pos: u64,
+    /// The rest of the segment is erased and `pos` is at a group boundary. Otherwise the
+    /// segment is sealed at `pos` and the next append starts a new segment.
+    pub appendable: bool,
+    /// The segment already starts with its checkpoint.
+    pub has_checkpoint: bool,
+}
+
+/// Everything recovery rebuilt.
+#[derive(Debug)]
+pub struct Recovered {
+    pub report: RecoveryReport,
+    pub shared: Shared,
+    pub parts_next: BTreeMap<PartitionId, Offset>,
+    pub meta: MetaState,
+    /// `None` for a blank area.
+    pub head: Option<Head>,
+    pub ring_id: u64,
+    pub next_group: GroupSeq,
+    /// Per slot: true if every byte of a slot that holds no live segment reads as erased.
+    pub erased_slots: Vec<bool>,
+}
+
+/// Runs recovery on `flash` for `cfg`.
+pub fn recover<F: Flash + ?Sized>(
+    flash: &F,
+    cfg: &RingConfig,
+    mode: Mode,
+) -> Result<Recovered, OpenError> {
+    cfg.validate()?;
+    let capacity_bytes = flash.geometry().capacity_bytes();
+    if capacity_bytes < cfg.ring_bytes {
+        return Err(OpenError::TooSmall {
+            capacity_bytes,
+            ring_bytes: cfg.ring_bytes,
+        });
+    }
+    let r = Recovery {
+        flash,
+        cfg,
+        mode,
+        n: cfg.segment_count(),
+        report: RecoveryReport::default(),
+        parts_next: BTreeMap::new(),
+        meta: MetaState::default(),
+        group_max: GroupSeq(0),
+        skipped: false,
+    };
+    r.run()
+}
+
+struct Recovery<'a, F: Flash + ?Sized> {
+    flash: &'a F,
+    cfg: &'a RingConfig,
+    mode: Mode,
+    n: u64,
+    report: RecoveryReport,
+    parts_next: BTreeMap<PartitionId, Offset>,
+    meta: MetaState,
+    /// Highest group of any valid batch seen so far.
+    group_max: GroupSeq,
+    /// Some damage was skipped: offsets may jump forward.
+    skipped: bool,
+}
+
+impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
+    fn base(&self, slot: u64) -> u64 {
+        slot * self.cfg.segment_bytes
+    }
+
+    /// Records damage; under `refuse` it ends recovery with an error.
+    fn damage(&mut self, at: DamageAt) -> Result<(), OpenError> {
+        if self.mode == Mode::Open(CorruptionPolicy::Refuse) {
+            return Err(OpenError::Corrupt(at));
+        }
+        log::warn!("storage: skipping damage, {at}");
+        self.report.damage.push(at);
+        self.skipped = true;
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<Recovered, OpenError> {
+        // 1. Read every slot's header.
+        let mut headers: Vec<Option<SegmentHeader>> = Vec::with_capacity(self.n as usize);
+        let mut first_problem = None;
+        let mut all_blank = true;
+        for slot in 0..self.n {
+            let mut b = [0u8; SEGMENT_HEADER_BYTES];
+            self.flash.read(self.base(slot), &mut b)?;
+            match SegmentHeader::decode(&b) {
+                Ok(h) => {
+                    self.check_geometry(slot, &h)?;
+                    all_blank = false;
+                    headers.push(Some(h));
+                }
+                Err(e) => {
+                    if b.iter().any(|&x| x != ERASED_BYTE) {
+                        all_blank = false;
+                        first_problem.get_or_insert(format!("slot {slot}: {e}"));
+                    }
+                    headers.push(None);
+                }
+            }
+        }
+        let Some(newest) = headers.iter().flatten().map(|h| h.seq).max() else {
+            if all_blank {
+                return Ok(self.blank());
+            }
+            return Err(OpenError::NotARing {
+                detail: first_problem.unwrap_or_default(),
+            });
+        };
+        let ring_id = headers
+            .iter()
+            .flatten()
+            .find(|h| h.seq == newest)
+            .map_or(0, |h| h.ring_id);
+
+        // 2. The live segments: consecutive sequences ending at the newest. A missing sequence
+        //    with older live ones below it is a destroyed header in the middle of the log.
+        let oldest_possible = newest.0.saturating_sub(self.n - 1);
+        let mut live: Vec<SegmentHeader> = Vec::new();
+        let mut missing: Vec<SegmentSeq> = Vec::new();
+        for s in (oldest_possible..=newest.0).rev() {
+            match headers[(s % self.n) as usize] {
+                Some(h) if h.seq.0 == s => live.push(h),
+                _ => missing.push(SegmentSeq(s)),
+            }
+        }
+        live.reverse();
+        let oldest = live.first().map_or(newest, |h| h.seq);
+        for m in missing.into_iter().rev() {
+            if m > oldest {
+                self.damage(DamageAt {
+                    seq: Some(m),
+                    slot: m.0 % self.n,
+                    pos: 0,
+                    reason: "segment header destroyed between live segments".into(),
+                })?;
+            }
+        }
+
+        // 3. Scan each live segment in order.
+        let mut shared = Shared::default();
+        let mut head = None;
+        for (i, h) in live.iter().enumerate() {
+            let next = live.get(i + 1);
+            let seg = if let Some(next) = next {
+                let known_end = (next.seq == h.seq.next()
+                    && next.prev_end != PREV_END_NONE
+                    && next.prev_end >= first_batch_pos(self.cfg.program_unit_bytes)
+                    && next.prev_end <= self.cfg.segment_bytes)
+                    .then_some(next.prev_end);
+                self.scan_sealed(h, known_end)?
+            } else {
+                let (seg, hd) = self.scan_newest(h)?;
+                head = Some(hd);
+                seg
+            };
+            shared.segments.push_back(seg);
+        }
+
+        // 4. Slots that hold no live segment: are they erased (usable without an erase)?
+        let live_slots: Vec<u64> = live.iter().map(|h| h.seq.0 % self.n).collect();
+        let mut erased_slots = vec![false; self.n as usize];
+        for slot in 0..self.n {
+            if !live_slots.contains(&slot) {
+                erased_slots[slot as usize] =
+                    self.is_erased(self.base(slot), self.cfg.segment_bytes)?;
+            }
+        }
+
+        for (p, next) in &self.parts_next {
+            shared.partitions.insert(
+                *p,
+                PartState {
+                    durable_next: *next,
+                    ..PartState::default()
+                },
+            );
+        }
+        self.report.partitions = self
+            .parts_next
+            .iter()
+            .map(|(p, next)| (*p, shared.earliest(*p), *next))
+            .collect();
+        self.report.meta_entries = self.meta.len();
+        self.report.meta_bytes = self.meta.bytes();
+        Ok(Recovered {
+            report: self.report,
+            shared,
+            parts_next: self.parts_next,
+            meta: self.meta,
+            head,
+            ring_id,
+            next_group: GroupSeq(self.group_max.0 + 1),
+            erased_slots,
+        })
+    }
+
+    fn blank(self) -> Recovered {
+        Recovered {
+            report: RecoveryReport {
+                blank: true,
+                ..RecoveryReport::default()
+            },
+            shared: Shared::default(),
+            parts_next: BTreeMap::new(),
+            meta: MetaState::default(),
+            head: None,
+            ring_id: 0,
+            next_group: GroupSeq(1),
+            erased_slots: vec![true; self.n as usize],
+        }
+    }
+
+    fn check_geometry(&self, slot: u64, h: &SegmentHeader) -> Result<(), OpenError> {
+        if h.segment_bytes != self.cfg.segment_bytes
+            || u64::from(h.program_unit_bytes) != self.cfg.program_unit_bytes
+            || h.seq.0 % self.n != slot
+        {
+            return Err(OpenError::GeometryMismatch {
+                slot,
+                found: format!(
+                    "segment_bytes {}, program_unit_bytes {}, sequence {} (slot {} of {})",
+                    h.segment_bytes,
+                    h.program_unit_bytes,
+                    h.seq,
+                    h.seq.0 % self.n,
+                    self.n
+                ),
+                configured: format!(
+                    "segment_bytes {}, program_unit_bytes {}, {} segments",
+                    self.cfg.segment_bytes, self.cfg.program_unit_bytes, self.n
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn scanner(&self, h: &SegmentHeader, limit: u64) -> Scanner<'a, F> {
+        Scanner::new(
+            self.flash,
+            h.seq,
+            self.base(h.seq.0 % self.n),
+            first_batch_pos(self.cfg.program_unit_bytes),
+            limit,
+            self.cfg.program_unit_bytes,
+            self.body_bytes_max(),
+            self.cfg.read_chunk_bytes,
+        )
+    }
+
+    /// The largest body a valid batch can have: a maximal batch or a maximal checkpoint.
+    fn body_bytes_max(&self) -> u64 {
+        self.cfg
+            .batch_bytes_max
+            .max(self.cfg.checkpoint_bytes_max())
+    }
+
+    /// Scans the valid batches of a segment, applying each to the state; returns the index,
+    /// the report line, where and why the scan stopped, and whether the last batch closed its
+    /// group.
+    fn scan_batches(
+        &mut self,
+        h: &SegmentHeader,
+        limit: u64,
+    ) -> Result<(SegIndex, SegmentReport, u64, ScanStop, bool, bool), OpenError> {
+        let slot = h.seq.0 % self.n;
+        let mut idx = SegIndex::new(h.seq, slot, limit);
+        let mut rep = SegmentReport {
+            seq: h.seq,
+            slot,
+            valid_end: first_batch_pos(self.cfg.program_unit_bytes),
+            batches: 0,
+            records: 0,
+        };
+        let mut scanner = self.scanner(h, limit);
+        let mut last_closed = true;
+        let mut has_checkpoint = false;
+        let stop = loop {
+            let found = match scanner.next(|_| true)? {
+                Ok(f) => f,
+                Err(stop) => break stop,
+            };
+            let (pos, header) = (found.pos, found.header);
+            let body = found.body.unwrap_or_default();
+            if let Err(reason) = self.apply(&header, body, rep.batches == 0, &mut has_checkpoint) {
+                // A batch whose CRC is right but whose contents break the log's invariants.
+                self.damage(DamageAt {
+                    seq: Some(h.seq),
+                    slot,
+                    pos,
+                    reason,
+                })?;
+                scanner.pos = pos;
+                break ScanStop::Invalid(super::format::BatchError::Body("inconsistent batch"));
+            }
+            if header.kind == BatchKind::Records {
+                idx.add_batch(
+                    header.partition,
+                    header.base_offset,
+                    header.record_count,
+                    pos,
+                    header.total_bytes(),
+                    self.cfg.index_interval_bytes,
+                );
+                rep.records += u64::from(header.record_count);
+            }
+            rep.batches += 1;
+            self.group_max = self.group_max.max(header.group);
+            last_closed = header.last_in_group();
+            rep.valid_end = scanner.pos;
+        };
+        let stopped_at = scanner.pos;
+        idx.end = stopped_at;
+        Ok((idx, rep, stopped_at, stop, last_closed, has_checkpoint))
+    }
+
+    /// Applies one valid batch to the rebuilt state, checking the log's invariants.
+    fn apply(
+        &mut self,
+        h: &BatchHeader,
+        body: &[u8],
+        first_in_segment: bool,
+        has_checkpoint: &mut bool,
+    ) -> Result<(), String> {
+        match h.kind {
+            BatchKind::Checkpoint => {
+                let cp = decode_checkpoint_body(body).map_err(|e| e.to_string())?;
+                for (p, next) in cp.partitions {
+                    let e = self.parts_next.entry(p).or_insert(next);
+                    if *e > next {
+                        return Err(format!(
+                            "checkpoint says partition {p} ends at {next}, but the log \
+                             already holds offsets up to {e}"
+                        ));
+                    }
+                    *e = next;
+                }
+                self.meta.replace(&cp.meta);
+                if first_in_segment {
+                    *has_checkpoint = true;
+                }
+            }
+            BatchKind::Meta => {
+                let ops = decode_meta_body(body).map_err(|e| e.to_string())?;
+                self.meta.apply(&ops);
+            }
+            BatchKind::Records => {
+                if h.record_count == 0 {
+                    return Err("records batch with no records".into());
+                }
+                let mut it = RecordIter::new(body, h.record_count);
+                while let Some(r) = it.skip_record() {
+                    r.map_err(|e| e.to_string())?;
+                }
+                if !it.finished_cleanly() {
+                    return Err("records batch has trailing bytes".into());
+                }
+                let expected = self.parts_next.get(&h.partition).copied();
+                match expected {
+                    Some(e) if h.base_offset < e || (h.base_offset > e && !self.skipped) => {
+                        return Err(format!(
+                            "partition {} batch starts at offset {} but {} was expected",
+                            h.partition, h.base_offset, e
+                        ));
+                    }
+                    _ => {}
+                }
+                self.parts_next
+                    .insert(h.partition, h.base_offset.plus(u64::from(h.record_count)));
+            }
+        }
+        Ok(())
+    }
+
+    /// A segment that is not the newest: it was synced before the next one started, so every
+    /// invalid byte before its known end is corruption.
+    fn scan_sealed(
+        &mut self,
+        h: &SegmentHeader,
+        known_end: Option<u64>,
+    ) -> Result<SegIndex, OpenError> {
+        let limit = known_end.unwrap_or(self.cfg.segment_bytes);
+        let (idx, rep, stopped_at, stop, _, _) = self.scan_batches(h, limit)?;
+        if let Some(end) = known_end
+            && stopped_at < end
+        {
+            self.report.skipped_bytes += end - stopped_at;
+            self.damage(DamageAt {
+                seq: Some(h.seq),
+                slot: h.seq.0 % self.n,
+                pos: stopped_at,
+                reason: format!("{stop} (the segment's data ends at {end})"),
+            })?;
+        }
+        self.report.segments.push(rep);
+        Ok(idx)
+    }
+
+    /// The newest segment: the scan ends at the first invalid position `p`. It is a torn tail
+    /// unless a later group is valid after it (only the last, unsynced group can be torn).
+    fn scan_newest(&mut self, h: &SegmentHeader) -> Result<(SegIndex, Head), OpenError> {
+        let group_before = self.group_max;
+        let (idx, rep, p, stop, last_closed, has_checkpoint) =
+            self.scan_batches(h, self.cfg.segment_bytes)?;
+        let slot = h.seq.0 % self.n;
+        // The group allowed after `p`: the one `p` is in.
+        let in_segment = rep.batches > 0;
+        let torn_group = if !in_segment || last_closed {
+            GroupSeq(self.group_max.max(group_before).0 + 1)
+        } else {
+            self.group_max
+        };
+        let (dirty_bytes, foreign) = self.inspect_tail(h, p, torn_group)?;
+        self.report.segments.push(rep);
+        let mut appendable = dirty_bytes == 0 && last_closed;
+        if let Some((q, g)) = foreign {
+            appendable = false;
+            self.report.skipped_bytes += self.cfg.segment_bytes - p;
+            self.damage(DamageAt {
+                seq: Some(h.seq),
+                slot,
+                pos: p,
+                reason: format!(
+                    "{stop}, but a later group ({g}) is intact at byte {q}: this is not a \
+                     torn tail"
+                ),
+            })?;
+        } else if dirty_bytes > 0 || !last_closed {
+            self.report.torn_tail = Some(TornTail {
+                seq: h.seq,
+                slot,
+                pos: p,
+                dirty_bytes,
+            });
+        }
+        Ok((
+            idx,
+            Head {
+                seq: h.seq,
+                slot,
+                pos: p,
+                appendable,
+                has_checkpoint,
+            },
+        ))
+    }
+
+    /// Looks at `[p, segment end)` of the newest segment: counts bytes that are not erased and
+    /// finds the first valid batch at a program-unit boundary whose group is not `torn_group`
+    /// (proof that the damage at `p` was synced before: corruption, not a torn tail).
+    fn inspect_tail(
+        &mut self,
+        h: &SegmentHeader,
+        p: u64,
+        torn_group: GroupSeq,
+    ) -> Result<(u64, Option<(u64, GroupSeq)>), OpenError> {
+        let seg = self.cfg.segment_bytes;
+        let unit = self.cfg.program_unit_bytes;
+        let base = self.base(h.seq.0 % self.n);
+        let chunk = super::format::align_up(self.cfg.read_chunk_bytes, unit);
+        let mut buf = vec![0u8; (chunk + BATCH_HEADER_BYTES as u64) as usize];
+        let mut dirty = 0u64;
+        let mut foreign = None;
+        let mut at = p;
+        while at < seg {
+            let n = (chunk.min(seg - at) + BATCH_HEADER_BYTES as u64).min(seg - at) as usize;
+            let b = &mut buf[..n];
+            self.flash.read(base + at, b)?;
+            let counted = chunk.min(seg - at) as usize;
+            dirty += b[..counted].iter().filter(|&&x| x != ERASED_BYTE).count() as u64;
+            if foreign.is_none() {
+                let mut q = super::format::align_up(at.max(p + 1), unit);
+                while q < at + counted as u64 && q + BATCH_HEADER_BYTES as u64 <= seg {
+                    let i = (q - at) as usize;
+                    let hb = &b[i..(i + BATCH_HEADER_BYTES).min(n)];
+                    if hb.len() == BATCH_HEADER_BYTES
+                        && hb.iter().any(|&x| x != ERASED_BYTE)
+                        && let Ok(bh) = BatchHeader::decode(hb, h.seq, self.body_bytes_max())
+                        && bh.group != torn_group
+                        && self.body_valid(h, q, &bh)?
+                    {
+                        foreign = Some((q, bh.group));
+                        break;
+                    }
+                    q += unit;
+                }
+            }
+            at += counted as u64;
+        }
+        Ok((dirty, foreign))
+    }
+
+    fn body_valid(&self, h: &SegmentHeader, q: u64, bh: &BatchHeader) -> Result<bool, OpenError> {
+        let end = q + bh.total_bytes();
+        if end > self.cfg.segment_bytes {
+            return Ok(false);
+        }
+        let mut body = vec![0u8; bh.body_bytes as usize];
+        self.flash.read(
+            self.base(h.seq.0 % self.n) + q + BATCH_HEADER_BYTES as u64,
+            &mut body,
+        )?;
+        Ok(bh.check_body(h.seq, &body).is_ok())
+    }
+
+    fn is_erased(&self, at: u64, len: u64) -> Result<bool, OpenError> {
+        let chunk = self.cfg.read_chunk_bytes.min(len);
+        let mut buf = vec![0u8; chunk as usize];
+        let mut off = 0;
+        while off < len {
+            let n = chunk.min(len - off) as usize;
+            self.flash.read(at + off, &mut buf[..n])?;
+            if buf[..n].iter().any(|&x| x != ERASED_BYTE) {
+                return Ok(false);
+            }
+            off += n as u64;
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,701 @@
+//! The ring writer: appends batches in groups (one `program` per group), rolls to the next
+//! segment, reclaims the oldest one under the full policy, and publishes durable data to the
+//! readers after each sync. There is exactly one writer; it owns a `Ring`.
+//!
+//! Invariants (docs/FORMAT.md, "Crash analysis", explains why each matters):
+//! 1. At most one `program` is not yet covered by a successful `sync` at any time, and it is
+//!    at most `group_bytes_max` bytes: only the newest group can be torn by a power cut.
+//! 2. A slot is erased (header block first, synced, then the rest, synced) before its new
+//!    header is programmed and synced; no batch is programmed before its header is durable.
+//! 3. Every segment's first group starts with a checkpoint of the whole state.
+//! 4. Nothing is ever programmed onto bytes that are not erased.
+//! 5. After a failed program or sync the ring is poisoned: every later append fails until
+//!    the ring is reopened (recovery then decides what the medium really holds).
+
+use super::config::{FullPolicy, RingConfig};
+use super::error::{AppendError, OpenError};
+use super::flash::{ERASED_BYTE, Flash, FlashError};
+use super::format::{
+    BATCH_HEADER_BYTES, BatchHeader, BatchKind, Checkpoint, FLAG_LAST_IN_GROUP, MetaOp,
+    PREV_END_NONE, Record, SegmentHeader, align_up, encode_checkpoint_body, encode_meta_body,
+    first_batch_pos, salted_crc,
+};
+use super::index::{PartState, SegIndex, Shared};
+use super::meta::MetaState;
+use super::reader::Reader;
+use super::recovery::{Head, Mode, RecoveryReport, recover};
+use super::types::{GroupSeq, Offset, PartitionId, SegmentSeq};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// One append: records for a partition, or metadata operations.
+#[derive(Clone, Copy, Debug)]
+pub enum AppendBody<'a> {
+    Records {
+        partition: PartitionId,
+        records: &'a [Record],
+    },
+    Meta(&'a [MetaOp]),
+}
+
+/// Where an append landed. For metadata appends `partition` is `PartitionId::NONE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub partition: PartitionId,
+    pub base_offset: Offset,
+    pub record_count: u32,
+}
+
+/// The outcome of one `write_group`: the first `consumed` appends were handled (each with its
+/// own result); the rest did not fit in this group and must be passed again after `sync`.
+#[derive(Debug)]
+pub struct GroupResult {
+    pub consumed: usize,
+    pub results: Vec<Result<Appended, AppendError>>,
+}
+
+/// Records `drop-oldest` reclaimed before they were released: offsets `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropEvent {
+    pub partition: PartitionId,
+    pub from: Offset,
+    pub to: Offset,
+    pub seq: SegmentSeq,
+}
+
+/// How many drop events are kept for `take_drop_events` (the oldest are forgotten first; the
+/// counters in `RingStats` keep the totals).
+const DROP_EVENTS_MAX: usize = 1024;
+
+/// A batch programmed but not yet published to readers (waits for the covering sync).
+#[derive(Clone, Copy, Debug)]
+struct Unpublished {
+    seq: SegmentSeq,
+    partition: PartitionId,
+    base: Offset,
+    count: u32,
+    pos: u64,
+    bytes: u64,
+}
+
+/// A batch placed in the group buffer; its header is encoded at flush (when the group's
+/// sequence and the last-in-group flag are known).
+#[derive(Clone, Copy, Debug)]
+struct Draft {
+    at: usize,
+    header: BatchHeader,
+}
+
+pub struct Ring<F: Flash> {
+    flash: Arc<F>,
+    cfg: RingConfig,
+    n: u64,
+    shared: Arc<RwLock<Shared>>,
+    head: Head,
+    next_group: GroupSeq,
+    parts_next: BTreeMap<PartitionId, Offset>,
+    meta: MetaState,
+    ring_id: u64,
+    erased_slots: Vec<bool>,
+    /// The group being built: encoded batches, headers left blank until flush.
+    buf: Vec<u8>,
+    drafts: Vec<Draft>,
+    scratch: Vec<u8>,
+    unpublished: Vec<Unpublished>,
+    /// Segment ends to publish at the next sync: (seq, end).
+    ends: Vec<(SegmentSeq, u64)>,
+    drop_events: VecDeque<DropEvent>,
+}
+
+/// Why a roll did not happen.
+enum RollError {
+    Full,
+    Flash(FlashError),
+}
+
+impl<F: Flash> Ring<F> {
+    /// Opens the ring on `flash`, running recovery (and formatting a blank area).
+    pub fn open(flash: F, cfg: RingConfig) -> Result<(Ring<F>, RecoveryReport), OpenError> {
+        let flash = Arc::new(flash);
+        let rec = recover(&*flash, &cfg, Mode::Open(cfg.corruption_policy))?;
+        let n = cfg.segment_count();
+        let mut ring = Ring {
+            flash,
+            n,
+            shared: Arc::new(RwLock::new(rec.shared)),
+            head: Head {
+                seq: SegmentSeq(0),
+                slot: 0,
+                pos: 0,
+                appendable: false,
+                has_checkpoint: false,
+            },
+            next_group: rec.next_group,
+            parts_next: rec.parts_next,
+            meta: rec.meta,
+            ring_id: rec.ring_id,
+            erased_slots: rec.erased_slots,
+            buf: Vec::with_capacity(cfg.group_bytes_max as usize),
+            drafts: Vec::new(),
+            scratch: Vec::new(),
+            unpublished: Vec::new(),
+            ends: Vec::new(),
+            drop_events: VecDeque::new(),
+            cfg,
+        };
+        match rec.head {
+            Some(head) => ring.head = head,
+            None => ring.format()?,
+        }
+        let report = rec.report;
+        if let Some(t) = &report.torn_tail {
+            log::info!(
+                "storage: torn tail in segment {} at byte {} ({} bytes not erased) dropped; \
+                 the next append starts a new segment",
+                t.seq,
+                t.pos,
+                t.dirty_bytes
+            );
+        }
+        Ok((ring, report))
+    }
+
+    /// Writes the first segment of a blank ring.
+    fn format(&mut self) -> Result<(), OpenError> {
+        self.ring_id = fresh_ring_id();
+        self.head = Head {
+            seq: SegmentSeq(0),
+            slot: 0,
+            pos: first_batch_pos(self.cfg.program_unit_bytes),
+            appendable: true,
+            has_checkpoint: false,
+        };
+        if !self.erased_slots[0] {
+            self.erase_slot(0)?;
+        }
+        self.program_header(SegmentSeq(0), 0, PREV_END_NONE)?;
+        self.flash.sync()?;
+        self.erased_slots[0] = false;
+        self.write_shared()
+            .segments
+            .push_back(SegIndex::new(SegmentSeq(0), 0, self.head.pos));
+        log::info!(
+            "storage: formatted a new ring of {} segments of {} bytes",
+            self.n,
+            self.cfg.segment_bytes
+        );
+        Ok(())
+    }
+
+    /// The flash area (tests use it to inject faults and take crash images).
+    pub fn flash(&self) -> &F {
+        &self.flash
+    }
+
+    pub fn config(&self) -> &RingConfig {
+        &self.cfg
+    }
+
+    /// A handle for concurrent reads.
+    pub fn reader(&self) -> Reader<F> {
+        Reader::new(self.flash.clone(), self.shared.clone(), &self.cfg)
+    }
+
+    /// The metadata state as written so far (including appends not yet synced).
+    pub fn meta(&self) -> &MetaState {
+        &self.meta
+    }
+
+    /// The next offset the writer will assign in `partition`.
+    pub fn next_offset(&self, partition: PartitionId) -> Offset {
+        self.parts_next
+            .get(&partition)
+            .copied()
+            .unwrap_or(Offset::ZERO)
+    }
+
+    pub fn ring_id(&self) -> u64 {
+        self.ring_id
+    }
+
+    /// Lets records of `partition` below `upto` be reclaimed (the forwarder calls this after
+    /// an upstream commit). The watermark only moves forward.
+    pub fn release(&self, partition: PartitionId, upto: Offset) {
+        release(&self.shared, partition, upto);
+    }
+
+    /// A clone of the shared state handle (for the group-commit thread's observers).
+    pub fn shared(&self) -> Arc<RwLock<Shared>> {
+        self.shared.clone()
+    }
+
+    /// Drop events recorded since the last call (at most the last 1,024).
+    pub fn take_drop_events(&mut self) -> Vec<DropEvent> {
+        self.drop_events.drain(..).collect()
+    }
+
+    fn write_shared(&self) -> RwLockWriteGuard<'_, Shared> {
+        self.shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_shared(&self) -> RwLockReadGuard<'_, Shared> {
+        self.shared
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn check_poisoned(&self) -> Result<(), AppendError> {
+        match &self.read_shared().poisoned {
+            Some(cause) => Err(AppendError::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&self, e: FlashError) -> AppendError {
+        let cause = error_chain(&e);
+        log::error!("storage: {cause}; refusing appends until restart");
+        self.write_shared().poisoned = Some(cause);
+        AppendError::Flash(e)
+    }
+
+    fn slot_base(&self, slot: u64) -> u64 {
+        slot * self.cfg.segment_bytes
+    }
+
+    /// Writes as many of `appends` as fit in one group, in order, with one `program` (or two,
+    /// around a segment roll, the first of which the roll syncs). The caller must call `sync`
+    /// next, and pass `appends[consumed..]` again afterwards.
+    pub fn write_group(&mut self, appends: &[AppendBody<'_>]) -> Result<GroupResult, AppendError> {
+        self.check_poisoned()?;
+        debug_assert!(self.buf.is_empty() && self.drafts.is_empty());
+        let mut results = Vec::with_capacity(appends.len());
+        let mut full = false;
+        let mut consumed = 0;
+        for body in appends {
+            let header = match self.encode(body) {
+                Ok(h) => h,
+                Err(e) => {
+                    results.push(Err(e));
+                    consumed += 1;
+                    continue;
+                }
+            };
+            if full {
+                results.push(Err(AppendError::BufferFull));
+                consumed += 1;
+                continue;
+            }
+            let total = BATCH_HEADER_BYTES as u64 + self.scratch.len() as u64;
+            let checkpoint = if self.head.has_checkpoint && self.head.appendable {
+                0
+            } else {
+                self.checkpoint_bytes()
+            };
+            if self.buf.len() as u64 + checkpoint + total > self.cfg.group_bytes_max {
+                break; // the group is full: the rest goes in the next one
+            }
+            let end = self.head.pos
+                + align_up(
+                    self.buf.len() as u64 + checkpoint + total,
+                    self.cfg.program_unit_bytes,
+                );
+            if !self.head.appendable || end > self.cfg.segment_bytes {
+                self.flush()?;
+                match self.roll() {
+                    Ok(()) => {}
+                    Err(RollError::Full) => {
+                        full = true;
+                        results.push(Err(AppendError::BufferFull));
+                        consumed += 1;
+                        continue;
+                    }
+                    Err(RollError::Flash(e)) => return Err(self.poison(e)),
+                }
+            }
+            if !self.head.has_checkpoint {
+                self.push_checkpoint();
+            }
+            results.push(Ok(self.place(header, body)));
+            consumed += 1;
+        }
+        self.flush()?;
+        Ok(GroupResult { consumed, results })
+    }
+
+    /// Makes everything written so far durable, then publishes it to readers.
+    pub fn sync(&mut self) -> Result<(), AppendError> {
+        self.check_poisoned()?;
+        if let Err(e) = self.flash.sync() {
+            return Err(self.poison(e));
+        }
+        let interval = self.cfg.index_interval_bytes;
+        let unpublished = std::mem::take(&mut self.unpublished);
+        let ends = std::mem::take(&mut self.ends);
+        let mut shared = self.write_shared();
+        shared.stats.syncs += 1;
+        for u in &unpublished {
+            if let Some(seg) = shared.segments.iter_mut().find(|s| s.seq == u.seq) {
+                seg.add_batch(u.partition, u.base, u.count, u.pos, u.bytes, interval);
+            }
+        }
+        for (seq, end) in ends {
+            if let Some(seg) = shared.segments.iter_mut().find(|s| s.seq == seq) {
+                seg.end = seg.end.max(end);
+            }
+        }
+        for u in &unpublished {
+            let next = u.base.plus(u64::from(u.count));
+            let p = shared.partitions.entry(u.partition).or_default();
+            p.durable_next = p.durable_next.max(next);
+        }
+        Ok(())
+    }
+
+    /// Encodes one append's body into `scratch` and returns its header (offsets not yet
+    /// assigned), or why it is refused. Nothing is changed on refusal.
+    fn encode(&mut self, body: &AppendBody<'_>) -> Result<BatchHeader, AppendError> {
+        self.scratch.clear();
+        let header = match body {
+            AppendBody::Records { partition, records } => {
+                if records.is_empty() {
+                    return Err(AppendError::EmptyBatch);
+                }
+                if *partition == PartitionId::NONE {
+                    return Err(AppendError::TooManyPartitions {
+                        partitions_max: self.cfg.partitions_max,
+                    });
+                }
+                if !self.parts_next.contains_key(partition)
+                    && self.parts_next.len() >= self.cfg.partitions_max as usize
+                {
+                    return Err(AppendError::TooManyPartitions {
+                        partitions_max: self.cfg.partitions_max,
+                    });
+                }
+                let mut bytes = BATCH_HEADER_BYTES as u64;
+                for (index, r) in records.iter().enumerate() {
+                    r.check_limits()
+                        .map_err(|reason| AppendError::BadRecord { index, reason })?;
+                    bytes += r.encoded_bytes();
+                }
+                if bytes > self.cfg.batch_bytes_max || records.len() > u32::MAX as usize {
+                    return Err(AppendError::BatchTooLarge {
+                        batch_bytes: bytes,
+                        batch_bytes_max: self.cfg.batch_bytes_max,
+                    });
+                }
+                for r in records.iter() {
+                    r.encode_into(&mut self.scratch);
+                }
+                BatchHeader {
+                    body_bytes: self.scratch.len() as u32,
+                    kind: BatchKind::Records,
+                    flags: 0,
+                    partition: *partition,
+                    record_count: records.len() as u32,
+                    base_offset: Offset::ZERO,
+                    group: GroupSeq(0),
+                    body_crc: 0,
+                }
+            }
+            AppendBody::Meta(ops) => {
+                for op in ops.iter() {
+                    let (MetaOp::Put { key, .. } | MetaOp::Delete { key, .. }) = op;
+                    if key.len() > u16::MAX as usize {
+                        return Err(AppendError::MetaKeyTooLong {
+                            key_bytes: key.len(),
+                        });
+                    }
+                }
+                if self.meta.bytes_after(ops) > self.cfg.meta_bytes_max {
+                    return Err(AppendError::MetaFull {
+                        meta_bytes_max: self.cfg.meta_bytes_max,
+                    });
+                }
+                encode_meta_body(ops, &mut self.scratch);
+                let bytes = BATCH_HEADER_BYTES as u64 + self.scratch.len() as u64;
+                if bytes > self.cfg.batch_bytes_max || ops.len() > u32::MAX as usize {
+                    return Err(AppendError::BatchTooLarge {
+                        batch_bytes: bytes,
+                        batch_bytes_max: self.cfg.batch_bytes_max,
+                    });
+                }
+                BatchHeader {
+                    body_bytes: self.scratch.len() as u32,
+                    kind: BatchKind::Meta,
+                    flags: 0,
+                    partition: PartitionId::NONE,
+                    record_count: ops.len() as u32,
+                    base_offset: Offset::ZERO,
+                    group: GroupSeq(0),
+                    body_crc: 0,
+                }
+            }
+        };
+        Ok(header)
+    }
+
+    /// Assigns offsets, applies metadata, and moves the encoded body into the group buffer.
+    fn place(&mut self, mut header: BatchHeader, body: &AppendBody<'_>) -> Appended {
+        header.body_crc = salted_crc(self.head.seq, &[&self.scratch]);
+        let appended = match body {
+            AppendBody::Records { partition, .. } => {
+                let next = self.parts_next.entry(*partition).or_insert(Offset::ZERO);
+                header.base_offset = *next;
+                *next = next.plus(u64::from(header.record_count));
+                Appended {
+                    partition: *partition,
+                    base_offset: header.base_offset,
+                    record_count: header.record_count,
+                }
+            }
+            AppendBody::Meta(ops) => {
+                self.meta.apply(ops);
+                Appended {
+                    partition: PartitionId::NONE,
+                    base_offset: Offset::ZERO,
+                    record_count: 0,
+                }
+            }
+        };
+        let at = self.buf.len();
+        self.buf.resize(at + BATCH_HEADER_BYTES, 0);
+        self.buf.extend_from_slice(&self.scratch);
+        self.drafts.push(Draft { at, header });
+        appended
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            partitions: self.parts_next.iter().map(|(p, o)| (*p, *o)).collect(),
+            meta: self.meta.to_entries(),
+        }
+    }
+
+    fn checkpoint_bytes(&self) -> u64 {
+        // Exact size of the encoded checkpoint batch.
+        BATCH_HEADER_BYTES as u64 + 8 + 12 * self.parts_next.len() as u64 + self.meta.bytes()
+    }
+
+    /// Puts the checkpoint batch at the front of the (empty) group buffer.
+    fn push_checkpoint(&mut self) {
+        debug_assert!(self.buf.is_empty());
+        // Encoded straight into the group buffer: `scratch` holds the pending append's body.
+        let cp = self.checkpoint();
+        self.buf.resize(BATCH_HEADER_BYTES, 0);
+        encode_checkpoint_body(&cp, &mut self.buf);
+        let body = &self.buf[BATCH_HEADER_BYTES..];
+        let header = BatchHeader {
+            body_bytes: body.len() as u32,
+            kind: BatchKind::Checkpoint,
+            flags: 0,
+            partition: PartitionId::NONE,
+            record_count: 0,
+            base_offset: Offset::ZERO,
+            group: GroupSeq(0),
+            body_crc: salted_crc(self.head.seq, &[body]),
+        };
+        debug_assert_eq!(header.total_bytes(), self.checkpoint_bytes());
+        self.drafts.push(Draft { at: 0, header });
+        self.head.has_checkpoint = true;
+    }
+
+    /// Programs the group buffer (padded with erased bytes to the program unit) at the head.
+    fn flush(&mut self) -> Result<(), AppendError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let seq = self.head.seq;
+        let group = self.next_group;
+        let last = self.drafts.len() - 1;
+        for (i, d) in self.drafts.iter_mut().enumerate() {
+            d.header.group = group;
+            d.header.flags = if i == last { FLAG_LAST_IN_GROUP } else { 0 };
+            let h = d.header.encode(seq);
+            self.buf[d.at..d.at + BATCH_HEADER_BYTES].copy_from_slice(&h);
+        }
+        let len = align_up(self.buf.len() as u64, self.cfg.program_unit_bytes) as usize;
+        self.buf.resize(len, ERASED_BYTE);
+        let at = self.slot_base(self.head.slot) + self.head.pos;
+        if let Err(e) = self.flash.program(at, &self.buf) {
+            self.buf.clear();
+            self.drafts.clear();
+            return Err(self.poison(e));
+        }
+        for d in &self.drafts {
+            if d.header.kind == BatchKind::Records {
+                self.unpublished.push(Unpublished {
+                    seq,
+                    partition: d.header.partition,
+                    base: d.header.base_offset,
+                    count: d.header.record_count,
+                    pos: self.head.pos + d.at as u64,
+                    bytes: d.header.total_bytes(),
+                });
+            }
+        }
+        self.head.pos += len as u64;
+        self.ends.push((seq, self.head.pos));
+        self.next_group = GroupSeq(group.0 + 1);
+        {
+            let mut shared = self.write_shared();
+            shared.stats.groups_written += 1;
+            shared.stats.bytes_programmed += len as u64;
+        }
+        self.buf.clear();
+        self.drafts.clear();
+        Ok(())
+    }
+
+    /// Starts the next segment in the next slot, reclaiming the segment there if the ring is
+    /// full (under the full policy).
+    fn roll(&mut self) -> Result<(), RollError> {
+        let seq = self.head.seq.next();
+        let slot = seq.0 % self.n;
+        let prev_end = self.head.pos;
+        let occupied = {
+            let shared = self.read_shared();
+            shared.segments.front().filter(|s| s.slot == slot).cloned()
+        };
+        if let Some(oldest) = occupied {
+            let lost = self.unreleased(&oldest);
+            if !lost.is_empty() && self.cfg.full_policy == FullPolicy::Reject {
+                return Err(RollError::Full);
+            }
+            let mut shared = self.write_shared();
+            shared.segments.pop_front();
+            shared.stats.segments_reclaimed += 1;
+            if !lost.is_empty() {
+                shared.stats.segments_dropped += 1;
+                for ev in &lost {
+                    let n = ev.to.0 - ev.from.0;
+                    shared.stats.records_dropped += n;
+                    shared
+                        .partitions
+                        .entry(ev.partition)
+                        .or_default()
+                        .dropped_records += n;
+                    log::warn!(
+                        "storage: full_policy drop-oldest reclaimed segment {}: partition {} \
+                         offsets {}..{} ({} records) were never released",
+                        ev.seq,
+                        ev.partition,
+                        ev.from,
+                        ev.to,
+                        n
+                    );
+                }
+            }
+            drop(shared);
+            for ev in lost {
+                if self.drop_events.len() == DROP_EVENTS_MAX {
+                    self.drop_events.pop_front();
+                }
+                self.drop_events.push_back(ev);
+            }
+            self.erased_slots[slot as usize] = false;
+        }
+        if !self.erased_slots[slot as usize] {
+            self.erase_slot(slot).map_err(RollError::Flash)?;
+        }
+        self.erased_slots[slot as usize] = false;
+        self.program_header(seq, slot, prev_end)
+            .map_err(RollError::Flash)?;
+        self.flash.sync().map_err(RollError::Flash)?;
+        let pos = first_batch_pos(self.cfg.program_unit_bytes);
+        self.write_shared()
+            .segments
+            .push_back(SegIndex::new(seq, slot, pos));
+        self.head = Head {
+            seq,
+            slot,
+            pos,
+            appendable: true,
+            has_checkpoint: false,
+        };
+        Ok(())
+    }
+
+    /// The records in `seg` that are not released yet, per partition.
+    fn unreleased(&self, seg: &SegIndex) -> Vec<DropEvent> {
+        let shared = self.read_shared();
+        seg.parts
+            .iter()
+            .filter_map(|(p, sp)| {
+                let released = shared
+                    .partitions
+                    .get(p)
+                    .map_or(Offset::ZERO, |s| s.released);
+                (sp.next > released).then(|| DropEvent {
+                    partition: *p,
+                    from: sp.first.max(released),
+                    to: sp.next,
+                    seq: seg.seq,
+                })
+            })
+            .collect()
+    }
+
+    /// Erases a slot: the block holding the header first (synced, so a cut leaves either the
+    /// old segment whole or no header at all), then the rest (synced).
+    fn erase_slot(&mut self, slot: u64) -> Result<(), FlashError> {
+        let base = self.slot_base(slot);
+        let block = self.cfg.erase_block_bytes;
+        self.flash.erase(base)?;
+        self.flash.sync()?;
+        let mut at = block;
+        while at < self.cfg.segment_bytes {
+            self.flash.erase(base + at)?;
+            at += block;
+        }
+        self.flash.sync()?;
+        self.erased_slots[slot as usize] = true;
+        Ok(())
+    }
+
+    fn program_header(&self, seq: SegmentSeq, slot: u64, prev_end: u64) -> Result<(), FlashError> {
+        let header = SegmentHeader {
+            seq,
+            segment_bytes: self.cfg.segment_bytes,
+            program_unit_bytes: self.cfg.program_unit_bytes as u32,
+            prev_end,
+            ring_id: self.ring_id,
+        };
+        let mut b = vec![ERASED_BYTE; first_batch_pos(self.cfg.program_unit_bytes) as usize];
+        b[..header.encode().len()].copy_from_slice(&header.encode());
+        self.flash.program(self.slot_base(slot), &b)
+    }
+}
+
+/// Moves `partition`'s release watermark forward to `upto`.
+pub(crate) fn release(shared: &RwLock<Shared>, partition: PartitionId, upto: Offset) {
+    let mut s = shared
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let p: &mut PartState = s.partitions.entry(partition).or_default();
+    p.released = p.released.max(upto);
+}
+
+/// An id for a new ring: not secret, only distinct between formats of the same medium.
+fn fresh_ring_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// `e` and all its sources, joined by ": ".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
