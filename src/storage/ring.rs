@@ -601,6 +601,10 @@ impl<F: Flash> Ring<F> {
         }
         if !self.erased_slots[slot as usize] {
             self.erase_slot(slot).map_err(RollError::Flash)?;
+        } else {
+            // Seal the current segment first: its last group must be durable before a newer
+            // header exists, or recovery would see a torn sealed segment (invariant 1).
+            self.flash.sync().map_err(RollError::Flash)?;
         }
         self.erased_slots[slot as usize] = false;
         self.program_header(seq, slot, prev_end)
