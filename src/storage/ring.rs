@@ -675,13 +675,17 @@ impl<F: Flash> Ring<F> {
     }
 }
 
-/// Moves `partition`'s release watermark forward to `upto`.
+/// Moves `partition`'s release watermark forward to `upto`. A partition that holds no durable
+/// record yet has nothing to release (and is not added: the partition table stays bounded by
+/// `partitions_max`).
 pub(crate) fn release(shared: &RwLock<Shared>, partition: PartitionId, upto: Offset) {
     let mut s = shared
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let p: &mut PartState = s.partitions.entry(partition).or_default();
-    p.released = p.released.max(upto);
+    if let Some(p) = s.partitions.get_mut(&partition) {
+        let p: &mut PartState = p;
+        p.released = p.released.max(upto);
+    }
 }
 
 /// An id for a new ring: not secret, only distinct between formats of the same medium.
