@@ -86,14 +86,20 @@ impl RingConfig {
     /// buffer, read buffers, queue, metadata, and the sparse index when one partition holds the
     /// whole ring plus one entry per partition per segment.
     pub fn ram_bytes_estimate(&self) -> u64 {
-        let index_entries = self.ring_bytes / self.index_interval_bytes
-            + self.segment_count() * u64::from(self.partitions_max);
-        self.group_bytes_max
-            + 2 * self.read_chunk_bytes
-            + u64::from(self.append_queue_max) * 64
-            + 2 * self.meta_bytes_max
-            + self.checkpoint_bytes_max()
-            + index_entries * 32
+        // Saturating throughout: the inputs come from config files.
+        let segments = self.ring_bytes / self.segment_bytes.max(1);
+        let index_entries = (self.ring_bytes / self.index_interval_bytes.max(1))
+            .saturating_add(segments.saturating_mul(u64::from(self.partitions_max)));
+        [
+            self.group_bytes_max,
+            self.read_chunk_bytes.saturating_mul(2),
+            u64::from(self.append_queue_max) * 64,
+            self.meta_bytes_max.saturating_mul(2),
+            self.checkpoint_bytes_max(),
+            index_entries.saturating_mul(32),
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add)
     }
 
     /// Checks every rule the ring relies on. The error names the key at fault.
@@ -174,7 +180,15 @@ impl RingConfig {
             );
         }
         let first_batch = crate::storage::format::first_batch_pos(self.program_unit_bytes);
-        let usable = self.segment_bytes - first_batch;
+        let Some(usable) = self.segment_bytes.checked_sub(first_batch) else {
+            return err(
+                "segment_bytes",
+                format!(
+                    "{} cannot even hold the segment header ({first_batch} bytes)",
+                    self.segment_bytes
+                ),
+            );
+        };
         if !self.group_bytes_max.is_multiple_of(self.program_unit_bytes) {
             return err(
                 "group_bytes_max",
@@ -197,7 +211,10 @@ impl RingConfig {
             return err("batch_bytes_max", "larger than 4 GiB - 1".into());
         }
         // A fresh segment must take its checkpoint and at least one maximal batch in one group.
-        let need = self.checkpoint_bytes_max() + self.batch_bytes_max + self.program_unit_bytes;
+        let need = self
+            .checkpoint_bytes_max()
+            .saturating_add(self.batch_bytes_max)
+            .saturating_add(self.program_unit_bytes);
         if need > self.group_bytes_max {
             return err(
                 "group_bytes_max",

@@ -37,7 +37,8 @@ pub fn align_up(x: u64, unit: u64) -> u64 {
 pub fn checkpoint_bytes_max(partitions_max: u32, meta_bytes_max: u64) -> u64 {
     // header + two counts + 12 bytes per partition + meta entries (each entry's encoded
     // size is what `MetaState` charges against meta_bytes_max).
-    BATCH_HEADER_BYTES as u64 + 8 + u64::from(partitions_max) * 12 + meta_bytes_max
+    // Saturating: the inputs come from config files and must never overflow.
+    (BATCH_HEADER_BYTES as u64 + 8 + u64::from(partitions_max) * 12).saturating_add(meta_bytes_max)
 }
 
 /// Salted CRC-32C: the segment sequence goes first, so identical bytes written in another

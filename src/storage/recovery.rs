@@ -177,7 +177,7 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         }
         let Some(newest) = headers.iter().flatten().map(|h| h.seq).max() else {
             if all_blank {
-                return Ok(self.blank());
+                return self.blank();
             }
             return Err(OpenError::NotARing {
                 detail: first_problem.unwrap_or_default(),
@@ -266,13 +266,18 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             meta: self.meta,
             head,
             ring_id,
-            next_group: GroupSeq(self.group_max.0 + 1),
+            next_group: GroupSeq(self.group_max.0.saturating_add(1)),
             erased_slots,
         })
     }
 
-    fn blank(self) -> Recovered {
-        Recovered {
+    fn blank(self) -> Result<Recovered, OpenError> {
+        // Blank headers do not prove blank bodies (an erase may have been cut): check them.
+        let mut erased_slots = Vec::with_capacity(self.n as usize);
+        for slot in 0..self.n {
+            erased_slots.push(self.is_erased(self.base(slot), self.cfg.segment_bytes)?);
+        }
+        Ok(Recovered {
             report: RecoveryReport {
                 blank: true,
                 ..RecoveryReport::default()
@@ -283,8 +288,8 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             head: None,
             ring_id: 0,
             next_group: GroupSeq(1),
-            erased_slots: vec![true; self.n as usize],
-        }
+            erased_slots,
+        })
     }
 
     fn check_geometry(&self, slot: u64, h: &SegmentHeader) -> Result<(), OpenError> {
@@ -424,6 +429,13 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                 if h.record_count == 0 {
                     return Err("records batch with no records".into());
                 }
+                if h.base_offset
+                    .0
+                    .checked_add(u64::from(h.record_count))
+                    .is_none()
+                {
+                    return Err("records batch offsets overflow".into());
+                }
                 let mut it = RecordIter::new(body, h.record_count);
                 while let Some(r) = it.skip_record() {
                     r.map_err(|e| e.to_string())?;
@@ -475,14 +487,13 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
     /// The newest segment: the scan ends at the first invalid position `p`. It is a torn tail
     /// unless a later group is valid after it (only the last, unsynced group can be torn).
     fn scan_newest(&mut self, h: &SegmentHeader) -> Result<(SegIndex, Head), OpenError> {
-        let group_before = self.group_max;
         let (idx, rep, p, stop, last_closed, has_checkpoint) =
             self.scan_batches(h, self.cfg.segment_bytes)?;
         let slot = h.seq.0 % self.n;
         // The group allowed after `p`: the one `p` is in.
         let in_segment = rep.batches > 0;
         let torn_group = if !in_segment || last_closed {
-            GroupSeq(self.group_max.max(group_before).0 + 1)
+            GroupSeq(self.group_max.0.saturating_add(1))
         } else {
             self.group_max
         };

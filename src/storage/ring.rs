@@ -540,7 +540,7 @@ impl<F: Flash> Ring<F> {
         }
         self.head.pos += len as u64;
         self.ends.push((seq, self.head.pos));
-        self.next_group = GroupSeq(group.0 + 1);
+        self.next_group = GroupSeq(group.0.saturating_add(1));
         {
             let mut shared = self.write_shared();
             shared.stats.groups_written += 1;

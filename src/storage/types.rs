@@ -12,9 +12,10 @@ pub struct Offset(pub u64);
 impl Offset {
     pub const ZERO: Offset = Offset(0);
 
-    /// The offset `n` records after this one.
+    /// The offset `n` records after this one. Saturates: 2^64 records cannot be written, so
+    /// only a forged checkpoint could get here, and it must not crash the broker.
     pub fn plus(self, n: u64) -> Offset {
-        Offset(self.0 + n)
+        Offset(self.0.saturating_add(n))
     }
 }
 
@@ -48,7 +49,7 @@ pub struct SegmentSeq(pub u64);
 
 impl SegmentSeq {
     pub fn next(self) -> SegmentSeq {
-        SegmentSeq(self.0 + 1)
+        SegmentSeq(self.0.saturating_add(1))
     }
 }
 

@@ -1,0 +1,75 @@
+# outpost: the commands that matter. `make` alone lists them.
+#
+#   make run    build (release) and start the broker on its embedded default config;
+#               storage in ./data
+#   make test   install what the tests need, then: fmt check, clippy -D warnings, all tests
+#
+# GNU make. Recipes are plain commands so a failure stops the target loudly.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# The binary `make run` starts; follows CARGO_TARGET_DIR when it is set.
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+# Arguments for the storage benchmark, e.g. BENCH_ARGS='--quick' (see `make bench BENCH_ARGS=--help`).
+BENCH_ARGS ?=
+# Seconds each fuzz target runs for.
+FUZZ_SECONDS ?= 60
+# Power cuts the soak test simulates.
+OUTPOST_SOAK_CUTS ?= 200000
+
+.PHONY: help run test test-tools bench fuzz soak fmt clean
+
+help:
+	@echo "outpost make targets:"
+	@echo "  make run     build (release) and run 'outpost serve' on the embedded default config"
+	@echo "               (board x86_64-dev, storage in ./data)"
+	@echo "  make test    install what the tests need (rustfmt, clippy), then fmt check,"
+	@echo "               clippy -D warnings, all tests"
+	@echo "  make bench   storage benchmark, prints a table (BENCH_ARGS='...' passes options)"
+	@echo "  make fuzz    every fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s (installs cargo-fuzz)"
+	@echo "  make soak    long power-cut simulation, OUTPOST_SOAK_CUTS=$(OUTPOST_SOAK_CUTS) cuts"
+	@echo "  make fmt     format the code"
+	@echo "  make clean   remove build artefacts (never ./data)"
+
+run:
+	$(CARGO) build --release
+	$(TARGET_DIR)/release/outpost serve
+
+# What the tests need: cargo, rustfmt and clippy (installed through rustup when missing).
+test-tools:
+	@command -v $(CARGO) >/dev/null || { echo "make: cargo not found; install Rust with https://rustup.rs" >&2; exit 1; }
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt || { echo "make: rustfmt is missing and 'rustup component add rustfmt' failed" >&2; exit 1; }
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy || { echo "make: clippy is missing and 'rustup component add clippy' failed" >&2; exit 1; }
+
+# `cargo test --all-targets` also runs benches/storage.rs (without --bench): as a quick
+# smoke run, so the tests stay fast.
+test: test-tools
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	OUTPOST_BENCH_QUICK=1 $(CARGO) test --all-targets
+
+bench:
+	$(CARGO) bench --bench storage -- $(BENCH_ARGS)
+
+fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked || { echo "make: cargo-fuzz is missing and 'cargo install cargo-fuzz --locked' failed" >&2; exit 1; }
+	@test -f fuzz/Cargo.toml || { echo "make: fuzz/Cargo.toml is missing" >&2; exit 1; }
+	@targets=$$(ls fuzz/fuzz_targets/*.rs 2>/dev/null) || true; \
+	if [ -z "$$targets" ]; then echo "make: no fuzz targets in fuzz/fuzz_targets/" >&2; exit 1; fi; \
+	for f in $$targets; do \
+		name=$$(basename "$$f" .rs); \
+		echo "== fuzz $$name for $(FUZZ_SECONDS) s"; \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run "$$name" -- -max_total_time=$(FUZZ_SECONDS); \
+	done
+
+soak:
+	OUTPOST_SOAK_CUTS=$(OUTPOST_SOAK_CUTS) $(CARGO) test --release --test power_cut -- --ignored --nocapture
+
+fmt:
+	$(CARGO) fmt
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,486 @@
+//! The `outpost` binary end to end: help, `serve` start-up and clean shutdown on SIGTERM, the
+//! lock that keeps two brokers off one ring, `fsck` on a clean, a torn and a corrupted ring,
+//! and a bad config file.
+//!
+//! Rings are small (a 1 MiB board written into each test's temp dir) so every test runs in
+//! well under a second, except the one that uses the real 64 MiB x86_64-dev board.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use outpost::config::{self, Overrides, Settings};
+use outpost::storage::flash::{FileFlash, Geometry};
+use outpost::storage::format::{BATCH_HEADER_BYTES, BatchHeader, BatchKind, align_up};
+use outpost::storage::{AppendBody, PartitionId, Record, Ring, SegmentSeq};
+
+const BIN: &str = env!("CARGO_BIN_EXE_outpost");
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A directory under the system temp dir, unique per test and run, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("outpost-cli-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.0.join("data")
+    }
+
+    fn ring(&self) -> PathBuf {
+        self.data().join("ring.dat")
+    }
+
+    /// Writes a small board file (1 MiB ring of 16 segments of 64 KiB) and returns its path.
+    fn small_board(&self) -> PathBuf {
+        let path = self.0.join("cli-small.toml");
+        std::fs::write(
+            &path,
+            r#"# A tiny board for the CLI tests.
+name = "cli-small"
+target_triple = "x86_64-unknown-linux-gnu"
+erase_block_bytes = "4 KiB"
+program_unit_bytes = "512 B"
+segment_bytes = "64 KiB"
+ring_bytes = "1 MiB"
+memory_budget_bytes = "16 MiB"
+listen_addr = "127.0.0.1:7478"
+group_bytes_max = "16 KiB"
+batch_bytes_max = "4 KiB"
+meta_bytes_max = "1 KiB"
+partitions_max = 16
+"#,
+        )
+        .unwrap();
+        path
+    }
+
+    /// The settings the CLI resolves for `--board <small board> --data <data>`.
+    fn small_settings(&self) -> Settings {
+        config::load(&Overrides {
+            board: Some(self.small_board().display().to_string()),
+            data: Some(self.data()),
+            ..Overrides::default()
+        })
+        .unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `outpost <args>` in `dir`, with the default log level.
+fn outpost(dir: &TempDir, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).current_dir(&dir.0).env_remove("RUST_LOG");
+    c
+}
+
+fn run(dir: &TempDir, args: &[&str]) -> Output {
+    outpost(dir, args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running `outpost serve`, with its stderr lines arriving on a channel.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    /// Starts `outpost serve <args>` and waits until it says it is serving.
+    fn start(dir: &TempDir, args: &[&str]) -> Server {
+        let mut child = outpost(dir, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        server.wait_for("outpost serving storage in");
+        server
+    }
+
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "no {needle:?} from outpost serve within {WAIT:?}; stderr so far:\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code once the process has exited.
+    fn terminate(mut self) -> i32 {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Collect the rest of stderr for the messages below.
+                self.seen.extend(self.lines.try_iter());
+                let stopped = self.seen.iter().any(|l| l.contains("stopped cleanly"));
+                assert!(stopped, "no clean stop logged:\n{}", self.seen.join("\n"));
+                return status.code().expect("exited by a signal, not by itself");
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("outpost serve did not exit within {WAIT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn help_exits_0_for_every_command() {
+    let dir = TempDir::new("help");
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["fsck", "--help"],
+        &["help", "serve"],
+    ] {
+        let out = run(&dir, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stdout).contains("Usage: outpost"), "{args:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = TempDir::new("usage");
+    for args in [&[][..], &["serve", "--bogus"], &["no-such-command"]] {
+        let out = run(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("Usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn serve_creates_the_ring_and_stops_cleanly_on_sigterm() {
+    let dir = TempDir::new("serve");
+    let data = dir.data();
+    let server = Server::start(
+        &dir,
+        &[
+            "serve",
+            "--board",
+            "x86_64-dev",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    let size = std::fs::metadata(dir.ring()).unwrap().len();
+    assert_eq!(size, 64 << 20, "x86_64-dev has a 64 MiB ring");
+    assert_eq!(server.terminate(), 0);
+}
+
+#[test]
+fn second_serve_on_the_same_data_dir_is_refused() {
+    let dir = TempDir::new("lock");
+    let board = dir.small_board();
+    let data = dir.data();
+    let args = [
+        "serve",
+        "--board",
+        board.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    let first = Server::start(&dir, &args);
+    let second = run(&dir, &args);
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = text(&second.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("outpost: "), "{stderr}");
+    assert!(last.contains("in use"), "{stderr}");
+    // fsck refuses a ring a broker holds, too.
+    let fsck = run(&dir, &["fsck", "--board", args[2], "--data", args[4]]);
+    assert_eq!(fsck.status.code(), Some(1));
+    assert!(text(&fsck.stderr).contains("in use"));
+    assert_eq!(first.terminate(), 0);
+}
+
+#[test]
+fn fsck_of_a_cleanly_stopped_ring_exits_0_and_lists_segments() {
+    let dir = TempDir::new("fsck-clean");
+    let board = dir.small_board();
+    let (board, data) = (board.to_str().unwrap(), dir.data());
+    let data = data.to_str().unwrap();
+    let server = Server::start(&dir, &["serve", "--board", board, "--data", data]);
+    assert_eq!(server.terminate(), 0);
+    assert_eq!(std::fs::metadata(dir.ring()).unwrap().len(), 1 << 20);
+
+    let out = run(&dir, &["fsck", "--board", board, "--data", data]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("segments: 1 live"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["0", "0", "512", "0", "0"])),
+        "no row for segment 0:\n{stdout}"
+    );
+    assert!(stdout.contains("damage: none"), "{stdout}");
+    assert!(stdout.contains("result: clean"), "{stdout}");
+}
+
+#[test]
+fn fsck_without_a_ring_file_fails() {
+    let dir = TempDir::new("fsck-none");
+    let board = dir.small_board();
+    let data = dir.data();
+    let out = run(
+        &dir,
+        &[
+            "fsck",
+            "--board",
+            board.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("outpost: no ring file at "));
+    assert!(!data.exists(), "fsck must not create anything");
+}
+
+/// Writes `batches` batches of three 1000-byte records through the library, as the broker
+/// will, and returns the settings used.
+fn fill(dir: &TempDir, batches: usize) -> Settings {
+    let settings = dir.small_settings();
+    std::fs::create_dir_all(dir.data()).unwrap();
+    let r = &settings.ring;
+    let geometry = Geometry::new(r.erase_block_bytes, r.program_unit_bytes, r.ring_bytes).unwrap();
+    let (flash, _) = FileFlash::open_or_create(&dir.ring(), geometry).unwrap();
+    let (mut ring, _) = Ring::open(flash, settings.ring.clone()).unwrap();
+    let records: Vec<Record> = (0..3)
+        .map(|i| Record {
+            timestamp_ms: i,
+            key: None,
+            value: vec![b'a' + i as u8; 1000],
+            headers: vec![],
+        })
+        .collect();
+    let bodies: Vec<AppendBody<'_>> = (0..batches)
+        .map(|i| AppendBody::Records {
+            partition: PartitionId((i % 2) as u32),
+            records: &records,
+        })
+        .collect();
+    let mut rest = &bodies[..];
+    while !rest.is_empty() {
+        let group = ring.write_group(rest).unwrap();
+        ring.sync().unwrap();
+        for result in group.results {
+            result.unwrap();
+        }
+        rest = &rest[group.consumed..];
+    }
+    settings
+}
+
+/// The batches of segment 0 (slot 0) as `(position, header)`, read from the ring file.
+fn batches_of_segment_0(dir: &TempDir, settings: &Settings) -> Vec<(u64, BatchHeader)> {
+    let image = std::fs::read(dir.ring()).unwrap();
+    let unit = settings.ring.program_unit_bytes;
+    let seg = &image[..settings.ring.segment_bytes as usize];
+    let mut pos = unit; // the segment header takes the first program unit
+    let mut out = Vec::new();
+    while pos as usize + BATCH_HEADER_BYTES <= seg.len() {
+        let at = pos as usize;
+        let Ok(h) = BatchHeader::decode(&seg[at..at + BATCH_HEADER_BYTES], SegmentSeq(0), 1 << 20)
+        else {
+            break;
+        };
+        out.push((pos, h));
+        pos += h.total_bytes();
+        if h.last_in_group() {
+            pos = align_up(pos, unit);
+        }
+    }
+    out
+}
+
+#[test]
+fn fsck_reports_a_flipped_byte_in_a_sealed_segment_and_exits_1() {
+    let dir = TempDir::new("fsck-damage");
+    let settings = fill(&dir, 100); // ~300 KiB: segments 0..=4
+    let batches = batches_of_segment_0(&dir, &settings);
+    let records: Vec<_> = batches
+        .iter()
+        .filter(|(_, h)| h.kind == BatchKind::Records)
+        .collect();
+    assert!(records.len() > 6, "segment 0 holds too few batches");
+    // A batch in the middle of segment 0: flip one byte in the middle of its body.
+    let (pos, header) = *records[records.len() / 2];
+    let byte = pos + BATCH_HEADER_BYTES as u64 + u64::from(header.body_bytes) / 2;
+    let mut image = std::fs::read(dir.ring()).unwrap();
+    image[byte as usize] ^= 0x20;
+    std::fs::write(dir.ring(), &image).unwrap();
+
+    let board = dir.small_board();
+    let data = dir.data();
+    let args = [
+        "--board",
+        board.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    let out = run(&dir, &[&["fsck"][..], &args].concat());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("segment 0 (slot 0) at byte {pos}:")),
+        "damage not named at byte {pos}:\n{stdout}"
+    );
+    assert!(stdout.contains("damage: 1 region(s)"), "{stdout}");
+    assert!(stdout.contains("result: DAMAGE FOUND"), "{stdout}");
+    let row0 = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("0 "))
+        .unwrap();
+    assert!(row0.ends_with("damaged"), "{stdout}");
+    // Later segments are still listed.
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("4 ")),
+        "{stdout}"
+    );
+
+    // And the broker refuses the ring under the default corruption_policy = "refuse".
+    let serve = run(&dir, &[&["serve"][..], &args].concat());
+    assert_eq!(serve.status.code(), Some(1));
+    let stderr = text(&serve.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("outpost: cannot open the ring in "),
+        "{stderr}"
+    );
+    assert!(
+        last.contains(&format!("segment 0 (slot 0) at byte {pos}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fsck_reports_a_torn_tail_and_exits_0() {
+    let dir = TempDir::new("fsck-torn");
+    let settings = fill(&dir, 4); // all in segment 0
+    let batches = batches_of_segment_0(&dir, &settings);
+    let (pos, last) = *batches.last().unwrap();
+    let end = align_up(pos + last.total_bytes(), settings.ring.program_unit_bytes);
+    // What a write cut short leaves: some bytes of a batch that never completed.
+    let mut image = std::fs::read(dir.ring()).unwrap();
+    image[end as usize..end as usize + 100].fill(0x5A);
+    std::fs::write(dir.ring(), &image).unwrap();
+
+    let board = dir.small_board();
+    let data = dir.data();
+    let out = run(
+        &dir,
+        &[
+            "fsck",
+            "--board",
+            board.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "torn tail: segment 0 (slot 0) at byte {end}, 100 bytes not erased — dropped on \
+             next open"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("damage: none"), "{stdout}");
+}
+
+#[test]
+fn bad_config_file_is_refused_with_the_key() {
+    let dir = TempDir::new("badconfig");
+    let config = dir.0.join("outpost.toml");
+    std::fs::write(
+        &config,
+        "board = \"x86_64-dev\"\nsegmnet_bytes = \"4 MiB\"\n\n[storage]\nfull_policy = \
+         \"reject\"\ncorruption_policy = \"refuse\"\n",
+    )
+    .unwrap();
+    let data = dir.data();
+    let out = run(
+        &dir,
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("outpost: "), "{stderr}");
+    assert!(stderr.contains("segmnet_bytes"), "{stderr}");
+    assert!(stderr.contains(config.to_str().unwrap()), "{stderr}");
+    assert!(!data.exists(), "nothing may be created on a bad config");
+}
+
+#[test]
+fn bad_listen_address_is_refused() {
+    let dir = TempDir::new("badlisten");
+    let out = run(&dir, &["serve", "--listen", "localhost", "--data", "d"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("outpost: "), "{stderr}");
+    assert!(stderr.contains("--listen"), "{stderr}");
+    assert!(!dir.0.join("d").exists());
+}
