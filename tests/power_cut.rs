@@ -138,6 +138,7 @@ struct Coverage {
     reclaimed_segments: u64,
     reject_runs: u64,
     drop_oldest_runs: u64,
+    interrupted_reclaims: u64,
 }
 
 /// One simulated life: format, then `cuts` cycles of "run until the power is cut, reopen on the
@@ -193,6 +194,7 @@ fn run(seed: u64, cuts: u64, cov: &mut Coverage) {
             report.damage
         );
         cov.torn_tails += u64::from(report.torn_tail.is_some());
+        cov.interrupted_reclaims += u64::from(report.interrupted_reclaim.is_some());
         check(&ring, &mut model, &ctx(&format!("after cut {cut}")));
         cov.cuts += 1;
     }

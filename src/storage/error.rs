@@ -55,6 +55,11 @@ pub enum OpenError {
     },
     /// Corruption that is not a torn tail, under `corruption_policy = "refuse"`.
     Corrupt(DamageAt),
+    /// Valid data this build cannot read (written by a newer outpost).
+    UnsupportedFormat {
+        slot: u64,
+        detail: String,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -81,6 +86,11 @@ impl fmt::Display for OpenError {
             OpenError::NotARing { detail } => {
                 write!(f, "not an outpost ring (no valid segment header): {detail}")
             }
+            OpenError::UnsupportedFormat { slot, detail } => write!(
+                f,
+                "slot {slot} holds a valid {detail} that this build cannot read (written by a \
+                 newer outpost?); refusing to open rather than overwrite it"
+            ),
             OpenError::Corrupt(at) => write!(
                 f,
                 "corruption in the middle of the log, {at} (corruption_policy = \"refuse\"; \

@@ -7,8 +7,8 @@ use super::config::{CorruptionPolicy, RingConfig};
 use super::error::{DamageAt, OpenError, ScanStop};
 use super::flash::{ERASED_BYTE, Flash};
 use super::format::{
-    BATCH_HEADER_BYTES, BatchHeader, BatchKind, PREV_END_NONE, RecordIter, SEGMENT_HEADER_BYTES,
-    SegmentHeader, decode_checkpoint_body, decode_meta_body, first_batch_pos,
+    BATCH_HEADER_BYTES, BatchHeader, BatchKind, HeaderError, PREV_END_NONE, RecordIter,
+    SEGMENT_HEADER_BYTES, SegmentHeader, decode_checkpoint_body, decode_meta_body, first_batch_pos,
 };
 use super::index::{PartState, SegIndex, Shared};
 use super::meta::MetaState;
@@ -38,6 +38,9 @@ pub struct RecoveryReport {
     pub damage: Vec<DamageAt>,
     /// Bytes of batches skipped because of damage (`skip-segment` or fsck).
     pub skipped_bytes: u64,
+    /// The oldest segment was being reclaimed when the power went (its header survived a cut
+    /// erase): it is treated as reclaimed, not as corruption.
+    pub interrupted_reclaim: Option<SegmentSeq>,
     /// Metadata entries and their bytes after replay.
     pub meta_entries: usize,
     pub meta_bytes: u64,
@@ -118,6 +121,8 @@ pub fn recover<F: Flash + ?Sized>(
         meta: MetaState::default(),
         group_max: GroupSeq(0),
         skipped: false,
+        tolerate: false,
+        tolerated: None,
     };
     r.run()
 }
@@ -134,6 +139,10 @@ struct Recovery<'a, F: Flash + ?Sized> {
     group_max: GroupSeq,
     /// Some damage was skipped: offsets may jump forward.
     skipped: bool,
+    /// Scanning a segment whose damage may be an interrupted reclaim: damage is noted here
+    /// instead of being reported.
+    tolerate: bool,
+    tolerated: Option<DamageAt>,
 }
 
 impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
@@ -143,6 +152,13 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
 
     /// Records damage; under `refuse` it ends recovery with an error.
     fn damage(&mut self, at: DamageAt) -> Result<(), OpenError> {
+        if self.tolerate {
+            self.tolerated.get_or_insert(at);
+            return Ok(());
+        }
+        if self.report.damage.last() == Some(&at) {
+            return Ok(()); // already reported (a batch that breaks invariants stops the scan)
+        }
         if self.mode == Mode::Open(CorruptionPolicy::Refuse) {
             return Err(OpenError::Corrupt(at));
         }
@@ -157,6 +173,7 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         let mut headers: Vec<Option<SegmentHeader>> = Vec::with_capacity(self.n as usize);
         let mut first_problem = None;
         let mut all_blank = true;
+        let mut non_blank: Vec<u64> = Vec::new();
         for slot in 0..self.n {
             let mut b = [0u8; SEGMENT_HEADER_BYTES];
             self.flash.read(self.base(slot), &mut b)?;
@@ -166,9 +183,18 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     all_blank = false;
                     headers.push(Some(h));
                 }
+                Err(HeaderError::Version(version)) => {
+                    // A valid header this build cannot read: never treat it as garbage (that
+                    // would reuse and erase a newer build's segments).
+                    return Err(OpenError::UnsupportedFormat {
+                        slot,
+                        detail: format!("segment format version {version}"),
+                    });
+                }
                 Err(e) => {
                     if b.iter().any(|&x| x != ERASED_BYTE) {
                         all_blank = false;
+                        non_blank.push(slot);
                         first_problem.get_or_insert(format!("slot {slot}: {e}"));
                     }
                     headers.push(None);
@@ -176,7 +202,9 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             }
         }
         let Some(newest) = headers.iter().flatten().map(|h| h.seq).max() else {
-            if all_blank {
+            // No segment at all. Blank, or a format cut short (only slot 0 was ever written
+            // and no append can have been acknowledged before its header was durable).
+            if all_blank || non_blank == [0] {
                 return self.blank();
             }
             return Err(OpenError::NotARing {
@@ -213,9 +241,20 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             }
         }
 
-        // 3. Scan each live segment in order.
+        // A destroyed newest header: the slot after the newest segment holds intact batches
+        // salted with the next sequence, so that segment existed and its header rotted.
+        self.check_lost_newest(newest, &headers)?;
+
+        // 3. Scan each live segment in order. The oldest segment of a full ring is the next to
+        //    be reclaimed: damage inside its first erase block may be that reclaim's erase cut
+        //    short (the header survived, the rest of the block did not). It is then dropped as
+        //    reclaimed and reported as such, not as corruption.
+        let full = live
+            .first()
+            .is_some_and(|o| o.seq.0.checked_add(self.n) == newest.0.checked_add(1));
         let mut shared = Shared::default();
         let mut head = None;
+        let mut dropped_slot = None;
         for (i, h) in live.iter().enumerate() {
             let next = live.get(i + 1);
             let seg = if let Some(next) = next {
@@ -224,7 +263,25 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     && next.prev_end >= first_batch_pos(self.cfg.program_unit_bytes)
                     && next.prev_end <= self.cfg.segment_bytes)
                     .then_some(next.prev_end);
-                self.scan_sealed(h, known_end)?
+                self.tolerate = i == 0 && full;
+                let seg = self.scan_sealed(h, known_end);
+                self.tolerate = false;
+                let seg = seg?;
+                if let Some(at) = self.tolerated.take() {
+                    if at.pos < self.cfg.erase_block_bytes {
+                        log::warn!(
+                            "storage: segment {} was being reclaimed when the power went \
+                             ({at}); treating it as reclaimed",
+                            h.seq
+                        );
+                        self.report.interrupted_reclaim = Some(h.seq);
+                        self.report.segments.pop();
+                        dropped_slot = Some(h.seq.0 % self.n);
+                        continue;
+                    }
+                    self.damage(at)?;
+                }
+                seg
             } else {
                 let (seg, hd) = self.scan_newest(h)?;
                 head = Some(hd);
@@ -234,7 +291,11 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         }
 
         // 4. Slots that hold no live segment: are they erased (usable without an erase)?
-        let live_slots: Vec<u64> = live.iter().map(|h| h.seq.0 % self.n).collect();
+        let live_slots: Vec<u64> = live
+            .iter()
+            .map(|h| h.seq.0 % self.n)
+            .filter(|s| Some(*s) != dropped_slot)
+            .collect();
         let mut erased_slots = vec![false; self.n as usize];
         for slot in 0..self.n {
             if !live_slots.contains(&slot) {
@@ -269,6 +330,50 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             next_group: GroupSeq(self.group_max.0.saturating_add(1)),
             erased_slots,
         })
+    }
+
+    /// Reports segments newer than the newest valid header whose header was destroyed while
+    /// their batches are intact: a slot that holds a batch salted with a sequence after the
+    /// newest. (Legitimately, a headerless slot holds only erased bytes, garbage from a cut
+    /// erase, or batches salted with an older sequence.)
+    fn check_lost_newest(
+        &mut self,
+        newest: SegmentSeq,
+        headers: &[Option<SegmentHeader>],
+    ) -> Result<(), OpenError> {
+        for k in 1..self.n {
+            let Some(s) = newest.0.checked_add(k) else {
+                break;
+            };
+            let seq = SegmentSeq(s);
+            let slot = s % self.n;
+            if headers[slot as usize].is_some_and(|h| h.seq == seq) {
+                continue;
+            }
+            let mut scanner = Scanner::new(
+                self.flash,
+                seq,
+                self.base(slot),
+                first_batch_pos(self.cfg.program_unit_bytes),
+                self.cfg.segment_bytes,
+                self.cfg.program_unit_bytes,
+                self.body_bytes_max(),
+                self.cfg.read_chunk_bytes,
+            );
+            if let Ok(found) = scanner.next(|_| true)? {
+                let pos = found.pos;
+                self.damage(DamageAt {
+                    seq: Some(seq),
+                    slot,
+                    pos: 0,
+                    reason: format!(
+                        "segment header destroyed, but its batches are intact (first at byte \
+                         {pos})"
+                    ),
+                })?;
+            }
+        }
+        Ok(())
     }
 
     fn blank(self) -> Result<Recovered, OpenError> {
@@ -330,10 +435,10 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
     }
 
     /// The largest body a valid batch can have: a maximal batch or a maximal checkpoint.
+    /// The largest body a valid batch can have: whatever fits in a segment. Not the configured
+    /// `batch_bytes_max`: lowering a limit must never make data already written look invalid.
     fn body_bytes_max(&self) -> u64 {
-        self.cfg
-            .batch_bytes_max
-            .max(self.cfg.checkpoint_bytes_max())
+        self.cfg.segment_bytes - first_batch_pos(self.cfg.program_unit_bytes)
     }
 
     /// Scans the valid batches of a segment, applying each to the state; returns the index,
@@ -391,6 +496,13 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             rep.valid_end = scanner.pos;
         };
         let stopped_at = scanner.pos;
+        if let ScanStop::Invalid(super::format::BatchError::Kind(kind)) = stop {
+            // The header's CRC was right: a batch kind from a newer build, not garbage.
+            return Err(OpenError::UnsupportedFormat {
+                slot,
+                detail: format!("batch of kind {kind} at byte {stopped_at}"),
+            });
+        }
         idx.end = stopped_at;
         Ok((idx, rep, stopped_at, stop, last_closed, has_checkpoint))
     }
@@ -472,7 +584,9 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         if let Some(end) = known_end
             && stopped_at < end
         {
-            self.report.skipped_bytes += end - stopped_at;
+            if !self.tolerate {
+                self.report.skipped_bytes += end - stopped_at;
+            }
             self.damage(DamageAt {
                 seq: Some(h.seq),
                 slot: h.seq.0 % self.n,

@@ -296,6 +296,16 @@ impl<F: Flash> Ring<F> {
                 self.checkpoint_bytes()
             };
             if self.buf.len() as u64 + checkpoint + total > self.cfg.group_bytes_max {
+                if self.buf.is_empty() {
+                    // Could never fit (a checkpoint grown past what the limits were validated
+                    // for, after a limit was lowered): refuse it rather than stall the writer.
+                    results.push(Err(AppendError::BatchTooLarge {
+                        batch_bytes: checkpoint + total,
+                        batch_bytes_max: self.cfg.group_bytes_max,
+                    }));
+                    consumed += 1;
+                    continue;
+                }
                 break; // the group is full: the rest goes in the next one
             }
             let end = self.head.pos

@@ -255,3 +255,23 @@ pub(crate) fn check_aligned(
     }
     Ok(())
 }
+
+/// A shared handle is a flash too: tests keep one to take a crash image after the ring that
+/// owned the other failed or was dropped.
+impl<T: Flash + ?Sized> Flash for std::sync::Arc<T> {
+    fn geometry(&self) -> Geometry {
+        (**self).geometry()
+    }
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        (**self).read(offset, buf)
+    }
+    fn program(&self, offset: u64, data: &[u8]) -> Result<(), FlashError> {
+        (**self).program(offset, data)
+    }
+    fn erase(&self, block_offset: u64) -> Result<(), FlashError> {
+        (**self).erase(block_offset)
+    }
+    fn sync(&self) -> Result<(), FlashError> {
+        (**self).sync()
+    }
+}

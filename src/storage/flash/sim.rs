@@ -151,7 +151,8 @@ impl SimFlash {
     /// Starting from the durable image, each pending op, in order and independently, is lost
     /// (~35%), lands in full (~35%) or is torn (~30%). A torn program lands `k` whole units,
     /// then a byte prefix of unit `k` whose rest keeps its old bytes or (half the time) becomes
-    /// garbage; later units keep their old bytes. A torn erase leaves the block garbage.
+    /// garbage; later units keep their old bytes. A torn erase leaves each program unit of the block
+    /// erased, unchanged or garbage, independently.
     ///
     /// The result has no pending ops and no fault, and its programmed units are recomputed as
     /// in [`SimFlash::from_image`].
@@ -184,7 +185,16 @@ impl SimFlash {
                     let block = self.geometry.erase_block_bytes() as usize;
                     let target = &mut image[span(*block_offset, block)];
                     if torn {
-                        rng.fill(target);
+                        // Each program unit independently: erased, old bytes kept, or garbage.
+                        // (A file's erase is many writes the OS may flush in any order; a
+                        // NOR erase cut short leaves any pattern.)
+                        for u in target.chunks_mut(unit) {
+                            match rng.below(3) {
+                                0 => u.fill(ERASED_BYTE),
+                                1 => {}
+                                _ => rng.fill(u),
+                            }
+                        }
                     } else {
                         target.fill(ERASED_BYTE);
                     }
