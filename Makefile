@@ -50,6 +50,9 @@ test: test-tools
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	OUTPOST_BENCH_QUICK=1 $(CARGO) test --all-targets
+	# The wire protocol alone, without std: what a device-side client links.
+	$(CARGO) build --lib --no-default-features
+	$(CARGO) clippy --lib --no-default-features -- -D warnings
 
 bench:
 	$(CARGO) bench --bench storage -- $(BENCH_ARGS)

@@ -3,10 +3,16 @@
 //! Layout (one folder per part of the architecture):
 //! - [`storage`]: the crash-safe ring of fixed-size segments on a flash-like trait;
 //! - [`config`]: config and board files (TOML through serde), resolved and validated;
+//! - [`protocol`]: the native wire protocol, `no_std` and allocation-free;
 //! - [`cli`]: the `outpost` command line.
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "std")]
 pub mod cli;
+#[cfg(feature = "std")]
 pub mod config;
+pub mod protocol;
+#[cfg(feature = "std")]
 pub mod storage;

@@ -72,6 +72,8 @@ fn answer(reply: Option<Reply>, result: Result<Appended, AppendError>) {
 /// The group-committed log: cheap to share behind an `Arc`.
 pub struct Log<F: Flash> {
     tx: Sender<Job>,
+    /// Notified after every sync that published records (long-polling readers wait on it).
+    published: Arc<event_listener::Event>,
     reader: Reader<F>,
     shared: Arc<RwLock<Shared>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -83,11 +85,14 @@ impl<F: Flash + 'static> Log<F> {
         let (tx, rx) = channel::bounded(ring.config().append_queue_max as usize);
         let reader = ring.reader();
         let shared = ring.shared();
+        let published = Arc::new(event_listener::Event::new());
+        let notify = published.clone();
         let writer = std::thread::Builder::new()
             .name("outpost-writer".into())
-            .spawn(move || writer_loop(ring, rx))?;
+            .spawn(move || writer_loop(ring, rx, &notify))?;
         Ok(Log {
             tx,
+            published,
             reader,
             shared,
             writer: Mutex::new(Some(writer)),
@@ -138,6 +143,12 @@ impl<F: Flash> Log<F> {
         &self.reader
     }
 
+    /// A listener notified after the next sync that publishes records. Register it *before*
+    /// checking for data, then await it, so no publish is missed.
+    pub fn listen_published(&self) -> event_listener::EventListener {
+        self.published.listen()
+    }
+
     /// Lets records of `partition` below `upto` be reclaimed.
     pub fn release(&self, partition: PartitionId, upto: Offset) {
         release(&self.shared, partition, upto);
@@ -165,7 +176,7 @@ impl<F: Flash> Drop for Log<F> {
     }
 }
 
-fn writer_loop<F: Flash>(mut ring: Ring<F>, rx: Receiver<Job>) {
+fn writer_loop<F: Flash>(mut ring: Ring<F>, rx: Receiver<Job>, published: &event_listener::Event) {
     let gather_max = ring.config().append_queue_max as usize;
     let mut queue: VecDeque<Job> = VecDeque::new();
     loop {
@@ -208,6 +219,7 @@ fn writer_loop<F: Flash>(mut ring: Ring<F>, rx: Receiver<Job>) {
         }
         match ring.sync() {
             Ok(()) => {
+                published.notify(usize::MAX);
                 for (reply, a) in waiting {
                     answer(reply, Ok(a));
                 }

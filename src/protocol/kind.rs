@@ -1,0 +1,51 @@
+//! Frame kinds (docs/PROTOCOL.md section 3). Numbers are never reused; ranges are reserved for
+//! later layers.
+
+/// What a frame is. `#[non_exhaustive]`: later layers add kinds in their reserved ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Server → client: connection-level error, then close.
+    Goodbye = 0x00,
+    Hello = 0x01,
+    CreateTopic = 0x02,
+    ListTopics = 0x03,
+    DescribeTopic = 0x04,
+    Produce = 0x05,
+    Fetch = 0x06,
+    ListOffsets = 0x07,
+    Status = 0x08,
+}
+
+impl Kind {
+    /// The kind with this number, if this build knows it.
+    pub fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            0x00 => Kind::Goodbye,
+            0x01 => Kind::Hello,
+            0x02 => Kind::CreateTopic,
+            0x03 => Kind::ListTopics,
+            0x04 => Kind::DescribeTopic,
+            0x05 => Kind::Produce,
+            0x06 => Kind::Fetch,
+            0x07 => Kind::ListOffsets,
+            0x08 => Kind::Status,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Goodbye => "GOODBYE",
+            Kind::Hello => "HELLO",
+            Kind::CreateTopic => "CREATE_TOPIC",
+            Kind::ListTopics => "LIST_TOPICS",
+            Kind::DescribeTopic => "DESCRIBE_TOPIC",
+            Kind::Produce => "PRODUCE",
+            Kind::Fetch => "FETCH",
+            Kind::ListOffsets => "LIST_OFFSETS",
+            Kind::Status => "STATUS",
+        }
+    }
+}
