@@ -162,3 +162,21 @@ fn destroyed_newest_header_is_reported() {
         .unwrap();
     assert!(BatchHeader::decode(&b, newest.seq, u64::MAX).is_ok());
 }
+
+#[test]
+fn rotted_first_header_with_batches_is_refused_not_formatted() {
+    let c = cfg();
+    let (mut ring, _) = Ring::open(SimFlash::new(geometry(&c)), c.clone()).unwrap();
+    append(&mut ring, 10);
+    ring.flash().flip_bit(9, 0); // segment 0's header, while it is the only segment
+    match Ring::open(
+        SimFlash::from_image(geometry(&c), ring.flash().durable_image()),
+        c,
+    ) {
+        Err(OpenError::NotARing { .. }) => {}
+        other => panic!(
+            "acknowledged records must not be formatted away: {:?}",
+            other.map(|_| ())
+        ),
+    }
+}

@@ -49,13 +49,16 @@ pub enum OpenError {
         found: String,
         configured: String,
     },
-    /// No valid segment header anywhere, and the area is not blank either.
+    /// No valid segment header anywhere, and the area is neither blank nor a format cut short
+    /// (only slot 0's header area not erased).
     NotARing {
         detail: String,
     },
     /// Corruption that is not a torn tail, under `corruption_policy = "refuse"`.
     Corrupt(DamageAt),
-    /// Valid data this build cannot read (written by a newer outpost).
+    /// Valid data this build cannot read (written by a newer outpost): a segment header with a
+    /// valid CRC and another format version, or a batch with a valid header CRC and an unknown
+    /// kind. Refused in every mode, never overwritten.
     UnsupportedFormat {
         slot: u64,
         detail: String,
@@ -130,7 +133,9 @@ impl From<ConfigError> for OpenError {
 pub enum AppendError {
     /// The ring is full of records nobody released, and `full_policy = "reject"`.
     BufferFull,
-    /// The encoded batch is larger than `batch_bytes_max`.
+    /// The encoded batch is larger than `batch_bytes_max`; or, with `group_bytes_max` in
+    /// `batch_bytes_max`, the batch and the segment's checkpoint can never fit in one group
+    /// (the checkpoint outgrew lowered limits).
     BatchTooLarge {
         batch_bytes: u64,
         batch_bytes_max: u64,
@@ -225,7 +230,9 @@ pub enum ReadError {
         earliest: Offset,
         next: Offset,
     },
-    /// Data that validated at open no longer validates (bit rot after open).
+    /// Data that does not validate for the reader: bit rot after open, a record whose fields
+    /// do not decode, or a batch longer than the reader's configured limit (written before
+    /// `batch_bytes_max` was lowered; recovery accepts it).
     Corrupt(DamageAt),
     Flash(FlashError),
 }

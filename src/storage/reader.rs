@@ -58,7 +58,10 @@ impl<F: Flash> Reader<F> {
             shared,
             segment_bytes: cfg.segment_bytes,
             unit: cfg.program_unit_bytes,
-            body_bytes_max: cfg.batch_bytes_max.max(cfg.checkpoint_bytes_max()),
+            // Structural, like recovery's: a batch written before `batch_bytes_max` was lowered
+            // stays readable.
+            body_bytes_max: cfg.segment_bytes
+                - crate::storage::format::first_batch_pos(cfg.program_unit_bytes),
             chunk_bytes: cfg.read_chunk_bytes,
         }
     }

@@ -28,7 +28,8 @@ pub enum Mode {
 /// What recovery found, for logs and `outpost fsck`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// True when the area held no segment at all (a fresh ring).
+    /// True when the area held no segment at all: a fresh ring, or a format cut short (no
+    /// valid header, and only slot 0's header area not erased). The open formats it.
     pub blank: bool,
     pub segments: Vec<SegmentReport>,
     /// `(partition, earliest, next)` for every partition known.
@@ -150,14 +151,21 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         slot * self.cfg.segment_bytes
     }
 
-    /// Records damage; under `refuse` it ends recovery with an error.
+    /// Records damage; under `refuse` it ends recovery with an error. While `tolerate` is set
+    /// the first damage is only noted in `tolerated`, for `run` to judge.
     fn damage(&mut self, at: DamageAt) -> Result<(), OpenError> {
         if self.tolerate {
             self.tolerated.get_or_insert(at);
             return Ok(());
         }
-        if self.report.damage.last() == Some(&at) {
-            return Ok(()); // already reported (a batch that breaks invariants stops the scan)
+        if self
+            .report
+            .damage
+            .last()
+            .is_some_and(|d| (d.seq, d.slot, d.pos) == (at.seq, at.slot, at.pos))
+        {
+            // One place, one entry: an inconsistent batch stops the scan where it stands.
+            return Ok(());
         }
         if self.mode == Mode::Open(CorruptionPolicy::Refuse) {
             return Err(OpenError::Corrupt(at));
@@ -204,7 +212,7 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         let Some(newest) = headers.iter().flatten().map(|h| h.seq).max() else {
             // No segment at all. Blank, or a format cut short (only slot 0 was ever written
             // and no append can have been acknowledged before its header was durable).
-            if all_blank || non_blank == [0] {
+            if all_blank || (non_blank == [0] && !self.slot0_has_batches()?) {
                 return self.blank();
             }
             return Err(OpenError::NotARing {
@@ -241,8 +249,8 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             }
         }
 
-        // A destroyed newest header: the slot after the newest segment holds intact batches
-        // salted with the next sequence, so that segment existed and its header rotted.
+        // Destroyed newest headers: a slot after the newest segment whose first batch is
+        // intact under that slot's next sequence held that segment, so its header rotted.
         self.check_lost_newest(newest, &headers)?;
 
         // 3. Scan each live segment in order. The oldest segment of a full ring is the next to
@@ -333,9 +341,11 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
     }
 
     /// Reports segments newer than the newest valid header whose header was destroyed while
-    /// their batches are intact: a slot that holds a batch salted with a sequence after the
-    /// newest. (Legitimately, a headerless slot holds only erased bytes, garbage from a cut
-    /// erase, or batches salted with an older sequence.)
+    /// their batches are intact: for each sequence `newest + 1 ..= newest + n - 1`, a slot
+    /// whose batch at `first_batch_pos` validates salted with that sequence (a batch is only
+    /// programmed behind a durable header). Damage at byte 0 of the slot. (Legitimately, a
+    /// headerless slot holds only erased bytes, garbage from a cut erase or program, or
+    /// batches salted with an older sequence.)
     fn check_lost_newest(
         &mut self,
         newest: SegmentSeq,
@@ -374,6 +384,22 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             }
         }
         Ok(())
+    }
+
+    /// Whether slot 0 holds a valid batch of segment 0: then its header rotted after the
+    /// format completed, and formatting again would erase acknowledged records.
+    fn slot0_has_batches(&self) -> Result<bool, OpenError> {
+        let mut scanner = Scanner::new(
+            self.flash,
+            SegmentSeq(0),
+            0,
+            first_batch_pos(self.cfg.program_unit_bytes),
+            self.cfg.segment_bytes,
+            self.cfg.program_unit_bytes,
+            self.body_bytes_max(),
+            self.cfg.read_chunk_bytes,
+        );
+        Ok(scanner.next(|_| true)?.is_ok())
     }
 
     fn blank(self) -> Result<Recovered, OpenError> {
@@ -434,7 +460,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         )
     }
 
-    /// The largest body a valid batch can have: a maximal batch or a maximal checkpoint.
     /// The largest body a valid batch can have: whatever fits in a segment. Not the configured
     /// `batch_bytes_max`: lowering a limit must never make data already written look invalid.
     fn body_bytes_max(&self) -> u64 {
@@ -442,8 +467,9 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
     }
 
     /// Scans the valid batches of a segment, applying each to the state; returns the index,
-    /// the report line, where and why the scan stopped, and whether the last batch closed its
-    /// group.
+    /// the report line, where and why the scan stopped, whether the last batch closed its
+    /// group, and whether the segment starts with its checkpoint. A batch with a valid header
+    /// CRC but an unknown kind ends recovery with `UnsupportedFormat`.
     fn scan_batches(
         &mut self,
         h: &SegmentHeader,
@@ -573,7 +599,8 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
     }
 
     /// A segment that is not the newest: it was synced before the next one started, so every
-    /// invalid byte before its known end is corruption.
+    /// invalid byte before its known end is corruption (unless `run` takes it, in the oldest
+    /// segment of a full ring, for an interrupted reclaim).
     fn scan_sealed(
         &mut self,
         h: &SegmentHeader,

@@ -9,8 +9,8 @@
 //!    header is programmed and synced; no batch is programmed before its header is durable.
 //! 3. Every segment's first group starts with a checkpoint of the whole state.
 //! 4. Nothing is ever programmed onto bytes that are not erased.
-//! 5. After a failed program or sync the ring is poisoned: every later append fails until
-//!    the ring is reopened (recovery then decides what the medium really holds).
+//! 5. After a failed program, erase or sync the ring is poisoned: every later append fails
+//!    until the ring is reopened (recovery then decides what the medium really holds).
 
 use super::config::{FullPolicy, RingConfig};
 use super::error::{AppendError, OpenError};
@@ -160,7 +160,8 @@ impl<F: Flash> Ring<F> {
         Ok((ring, report))
     }
 
-    /// Writes the first segment of a blank ring.
+    /// Writes the first segment of an area recovery found blank (also after a format cut
+    /// short): slot 0 is erased first unless recovery read it as entirely erased.
     fn format(&mut self) -> Result<(), OpenError> {
         self.ring_id = fresh_ring_id();
         self.head = Head {
@@ -268,7 +269,8 @@ impl<F: Flash> Ring<F> {
 
     /// Writes as many of `appends` as fit in one group, in order, with one `program` (or two,
     /// around a segment roll, the first of which the roll syncs). The caller must call `sync`
-    /// next, and pass `appends[consumed..]` again afterwards.
+    /// next, and pass `appends[consumed..]` again afterwards. An append that cannot fit even in
+    /// an empty group (with the segment's checkpoint) is consumed with `BatchTooLarge`.
     pub fn write_group(&mut self, appends: &[AppendBody<'_>]) -> Result<GroupResult, AppendError> {
         self.check_poisoned()?;
         debug_assert!(self.buf.is_empty() && self.drafts.is_empty());
@@ -654,8 +656,10 @@ impl<F: Flash> Ring<F> {
             .collect()
     }
 
-    /// Erases a slot: the block holding the header first (synced, so a cut leaves either the
-    /// old segment whole or no header at all), then the rest (synced).
+    /// Erases a slot: the block holding the header first (synced, so no later cut can leave
+    /// the old header in front of erased blocks), then the rest (synced). A cut during the
+    /// first erase can leave the old header intact and the rest of its block torn: recovery
+    /// takes damage there, in the oldest segment of a full ring, for an interrupted reclaim.
     fn erase_slot(&mut self, slot: u64) -> Result<(), FlashError> {
         let base = self.slot_base(slot);
         let block = self.cfg.erase_block_bytes;

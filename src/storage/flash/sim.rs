@@ -151,8 +151,8 @@ impl SimFlash {
     /// Starting from the durable image, each pending op, in order and independently, is lost
     /// (~35%), lands in full (~35%) or is torn (~30%). A torn program lands `k` whole units,
     /// then a byte prefix of unit `k` whose rest keeps its old bytes or (half the time) becomes
-    /// garbage; later units keep their old bytes. A torn erase leaves each program unit of the block
-    /// erased, unchanged or garbage, independently.
+    /// garbage; later units keep their old bytes. A torn erase leaves each program unit of the
+    /// block erased, unchanged or garbage, independently.
     ///
     /// The result has no pending ops and no fault, and its programmed units are recomputed as
     /// in [`SimFlash::from_image`].
