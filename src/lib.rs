@@ -4,13 +4,19 @@
 //! - [`storage`]: the crash-safe ring of fixed-size segments on a flash-like trait;
 //! - [`config`]: config and board files (TOML through serde), resolved and validated;
 //! - [`protocol`]: the native wire protocol, `no_std` and allocation-free;
+//! - [`broker`]: the TCP server speaking it over the storage: topics, produce, fetch;
+//! - [`client`]: the async client of that protocol (used by the CLI, the tests and the bench);
 //! - [`cli`]: the `outpost` command line.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "std")]
+pub mod broker;
+#[cfg(feature = "std")]
 pub mod cli;
+#[cfg(feature = "std")]
+pub mod client;
 #[cfg(feature = "std")]
 pub mod config;
 pub mod protocol;

@@ -107,7 +107,12 @@ struct Server {
 impl Server {
     /// Starts `outpost serve <args>` and waits until it says it is serving.
     fn start(dir: &TempDir, args: &[&str]) -> Server {
-        let mut child = outpost(dir, args)
+        // Port 0: tests run in parallel, and next to whatever else listens on 7478.
+        let mut args = args.to_vec();
+        if !args.contains(&"--listen") {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = outpost(dir, &args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -395,7 +400,10 @@ fn fsck_reports_a_flipped_byte_in_a_sealed_segment_and_exits_1() {
     );
 
     // And the broker refuses the ring under the default corruption_policy = "refuse".
-    let serve = run(&dir, &[&["serve"][..], &args].concat());
+    let serve = run(
+        &dir,
+        &[&["serve", "--listen", "127.0.0.1:0"][..], &args].concat(),
+    );
     assert_eq!(serve.status.code(), Some(1));
     let stderr = text(&serve.stderr);
     let last = stderr.lines().last().unwrap_or_default();

@@ -307,15 +307,12 @@ fn segment_header_refusals() {
     wide[60..64].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(SegmentHeader::decode(&wide), Err(HeaderError::Layout));
 
-    // Reserved bytes are covered by the CRC but their value is not checked (FORMAT.md 7.2).
+    // Reserved bytes must be zero, even under a valid CRC (FORMAT.md 2.2, 7.2).
     let mut reserved = good;
     reserved[50] = 0xAB;
     let crc = CRC32C.checksum(&reserved[0..60]);
     reserved[60..64].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(
-        SegmentHeader::decode(&reserved),
-        Ok(example_segment_header())
-    );
+    assert_eq!(SegmentHeader::decode(&reserved), Err(HeaderError::Layout));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 //! What several commands share: the flags that locate the configuration and the storage, and
-//! the steps that turn them into settings, a logger and the ring file's path.
+//! the steps that turn them into settings, a logger and the ring file's path; the broker
+//! address of the client commands and their connection.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::CliError;
+use crate::client::{self, Client, ClientError};
 use crate::config::{self, Overrides, Settings};
 use crate::storage::flash::Geometry;
 
@@ -36,6 +38,55 @@ impl StorageArgs {
             board: self.board.clone(),
             listen,
             data: self.data.clone(),
+        }
+    }
+}
+
+/// The environment variable that sets the broker address of the client commands.
+pub const ADDR_ENV: &str = "OUTPOST_ADDR";
+
+/// `--addr`: the broker a client command talks to.
+#[derive(Debug, Args)]
+pub struct AddrArgs {
+    /// Broker address (host:port). Default: $OUTPOST_ADDR if set, else 127.0.0.1:7478.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+}
+
+impl AddrArgs {
+    /// The address to use: `--addr`, else a non-empty `OUTPOST_ADDR`, else the default.
+    pub fn resolve(&self) -> String {
+        resolve_addr(
+            self.addr.as_deref(),
+            std::env::var(ADDR_ENV).ok().as_deref(),
+        )
+    }
+
+    /// Connects to the broker (and logs at warn unless `RUST_LOG` says otherwise).
+    pub async fn connect(&self) -> Result<Client, CliError> {
+        init_logger(log::LevelFilter::Warn);
+        let addr = self.resolve();
+        Client::connect(&addr)
+            .await
+            .map_err(|source| CliError::client("cannot reach the broker", source))
+    }
+}
+
+/// `flag` beats a non-empty `env`, which beats [`client::DEFAULT_ADDR`].
+pub fn resolve_addr(flag: Option<&str>, env: Option<&str>) -> String {
+    match (flag, env.map(str::trim).filter(|e| !e.is_empty())) {
+        (Some(addr), _) => addr.to_string(),
+        (None, Some(addr)) => addr.to_string(),
+        (None, None) => client::DEFAULT_ADDR.to_string(),
+    }
+}
+
+impl CliError {
+    /// A client call failed while doing `what`.
+    pub fn client(what: impl Into<String>, source: ClientError) -> CliError {
+        CliError::Client {
+            what: what.into(),
+            source,
         }
     }
 }
@@ -78,4 +129,59 @@ pub fn geometry(settings: &Settings) -> Result<Geometry, CliError> {
             source,
         }
     })
+}
+
+/// `--acks`: when the broker acknowledges a produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AcksArg {
+    /// Not at all: fire and forget (at-most-once); no offsets are printed.
+    None,
+    /// Once the records are handed to the OS, before the sync.
+    Written,
+    /// Once the sync covering the records returned: survives power loss.
+    Durable,
+}
+
+impl AcksArg {
+    pub fn acks(self) -> crate::storage::Acks {
+        match self {
+            AcksArg::None => crate::storage::Acks::None,
+            AcksArg::Written => crate::storage::Acks::Written,
+            AcksArg::Durable => crate::storage::Acks::Durable,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AcksArg::None => "none",
+            AcksArg::Written => "written",
+            AcksArg::Durable => "durable",
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Whether writing to stdout failed because the reader went away (`| head`): not a failure of
+/// the command, which just stops.
+pub fn is_broken_pipe(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_flag_beats_env_beats_default() {
+        assert_eq!(resolve_addr(Some("10.0.0.1:1"), Some("h:2")), "10.0.0.1:1");
+        assert_eq!(resolve_addr(None, Some("h:2")), "h:2");
+        assert_eq!(resolve_addr(None, Some("  ")), "127.0.0.1:7478");
+        assert_eq!(resolve_addr(None, None), "127.0.0.1:7478");
+    }
 }

@@ -5,6 +5,7 @@ use core::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::client::ClientError;
 use crate::config::ConfigFileError;
 use crate::storage::OpenError;
 use crate::storage::flash::FlashError;
@@ -32,6 +33,10 @@ pub enum CliError {
     Io { what: String, source: io::Error },
     /// The SIGTERM/SIGINT handlers could not be installed.
     Signal(io::Error),
+    /// A request to the broker failed; `what` says which ("cannot create topic t").
+    Client { what: String, source: ClientError },
+    /// `bench` could not start, reach or measure the broker it runs.
+    Bench(String),
 }
 
 impl CliError {
@@ -86,6 +91,8 @@ impl fmt::Display for CliError {
             }
             CliError::Io { what, .. } => f.write_str(what),
             CliError::Signal(_) => write!(f, "cannot install the SIGTERM/SIGINT handlers"),
+            CliError::Client { what, .. } => f.write_str(what),
+            CliError::Bench(what) => f.write_str(what),
         }
     }
 }
@@ -98,7 +105,8 @@ impl std::error::Error for CliError {
             CliError::Storage { source, .. } => Some(source),
             CliError::Io { source, .. } => Some(source),
             CliError::Signal(e) => Some(e),
-            CliError::InUse { .. } | CliError::NoRing { .. } => None,
+            CliError::Client { source, .. } => Some(source),
+            CliError::InUse { .. } | CliError::NoRing { .. } | CliError::Bench(_) => None,
         }
     }
 }

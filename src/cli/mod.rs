@@ -8,10 +8,16 @@
 //! `run(Args) -> Result<i32, CliError>`, then add a variant to [`Command`] and an arm to
 //! [`run`].
 
+mod bench;
 mod common;
+mod consume;
 mod error;
 mod fsck;
+mod json;
+mod produce;
 mod serve;
+mod status;
+mod topics;
 
 use std::error::Error;
 use std::ffi::OsString;
@@ -56,6 +62,32 @@ enum Command {
     /// damage: the next open drops it) and every damaged region with its segment and byte
     /// position. Exit 0 when there is no damage, 1 when there is.
     Fsck(fsck::Args),
+    /// Append records to a topic: --value, or one record per line of stdin
+    ///
+    /// Prints where each batch landed: `partition P offset O` for one record,
+    /// `partition P offsets A..B` for a batch (A first, B one past the last). Lines are sent
+    /// as they arrive, in batches of the lines already read, several batches in flight. With
+    /// --acks none nothing is acknowledged, so only a count is printed.
+    Produce(produce::Args),
+    /// Print a partition's records, waiting for new ones
+    ///
+    /// Long-polls the broker for new records; stops after --count records, or after
+    /// --idle-exit-ms without a new one, else runs until interrupted. Text prints each value on
+    /// its own line; json prints one object per line with topic, partition, offset,
+    /// timestamp_ms, key, headers and value.
+    Consume(consume::Args),
+    /// Create, list and describe topics
+    Topics(topics::Args),
+    /// Show the broker's uptime, ring use, connections and partition offsets
+    Status(status::Args),
+    /// Load a broker and print throughput, ack latency, broker RSS and CPU, binary size
+    ///
+    /// Produces --records records of --record-bytes bytes with at most --window records
+    /// unacknowledged (--window / --batch requests of --batch records in flight on one
+    /// connection), and measures each request from send to ack. Without --addr it starts a
+    /// broker itself (this binary's `serve`, on 127.0.0.1 port 0, in a fresh temp directory)
+    /// and stops it with SIGTERM at the end; only then are its RSS and CPU time known.
+    Bench(bench::Args),
 }
 
 /// Runs the command line of this process and returns the exit code.
@@ -82,6 +114,11 @@ where
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Fsck(args) => fsck::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Topics(args) => topics::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match outcome {
         Ok(code) => code,
@@ -90,6 +127,12 @@ where
             EXIT_FAILURE
         }
     }
+}
+
+/// Parses `outpost <args>` (for the commands' tests).
+#[cfg(test)]
+fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+    Cli::try_parse_from(std::iter::once("outpost").chain(args.iter().copied())).map(|c| c.command)
 }
 
 /// `e` followed by each of its sources, joined by ": ". A source whose text the message
@@ -134,6 +177,33 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_client_command_takes_addr_and_help() {
+        let commands: [&[&str]; 7] = [
+            &["produce", "--topic", "t"],
+            &["consume", "--topic", "t"],
+            &["topics", "create", "t"],
+            &["topics", "list"],
+            &["topics", "describe", "t"],
+            &["status"],
+            &["bench"],
+        ];
+        for c in commands {
+            let mut args = c.to_vec();
+            args.extend(["--addr", "10.1.2.3:9"]);
+            assert!(parse(&args).is_ok(), "{args:?}");
+            let mut help = c[..c.len().min(2)].to_vec();
+            if help.first() != Some(&"topics") {
+                help.truncate(1);
+            }
+            help.push("--help");
+            let e = parse(&help).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{help:?}");
+        }
+        // topics alone needs a subcommand.
+        assert!(parse(&["topics"]).is_err());
     }
 
     #[test]

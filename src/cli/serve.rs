@@ -1,9 +1,10 @@
 //! `outpost serve`: opens (or creates) the ring in the data directory, recovers it, starts the
-//! group-commit log, and runs until SIGTERM or SIGINT, then finishes the queued appends,
-//! syncs and exits 0.
-//!
-//! The network protocol arrives with the broker issue: the listen address is resolved and
-//! validated now, but nothing is bound yet.
+//! broker on it (topic registry, group-commit log), binds the listen address, prints
+//! `listening on <addr>` on stdout, and serves until SIGTERM or SIGINT; then it stops
+//! accepting, lets the requests in flight finish, finishes the queued appends, syncs and
+//! exits 0.
+
+use std::io::Write as _;
 
 use clap::Args as ClapArgs;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -11,16 +12,18 @@ use signal_hook::iterator::Signals;
 
 use super::common::{self, StorageArgs};
 use super::{CliError, EXIT_OK};
+use crate::broker::{Broker, server};
 use crate::config::Settings;
 use crate::storage::flash::FileFlash;
-use crate::storage::{Log, RecoveryReport, Ring};
+use crate::storage::{RecoveryReport, Ring};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     #[command(flatten)]
     storage: StorageArgs,
-    /// Address to listen on (ip:port). Overrides the config file's listen_addr and the
-    /// board's.
+    /// Address to listen on (ip:port; port 0 picks a free port). Overrides the config file's
+    /// listen_addr and the board's. The address bound is printed on stdout as
+    /// `listening on <addr>`.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
 }
@@ -29,8 +32,8 @@ pub fn run(args: Args) -> Result<i32, CliError> {
     let settings = common::load_settings(&args.storage.overrides(args.listen))?;
     common::init_logger(settings.log_level);
     // Installed before the storage opens, so a signal during start-up is not lost: it ends
-    // the run as soon as the log is up, cleanly.
-    let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(CliError::Signal)?;
+    // the run as soon as the server is up, cleanly.
+    let signals = Signals::new([SIGTERM, SIGINT]).map_err(CliError::Signal)?;
 
     log::info!(
         "outpost {}: config {}, board {} ({}), data {}, listen {}",
@@ -41,30 +44,76 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         settings.data_dir.display(),
         settings.listen_addr,
     );
-    let log = open_log(&settings)?;
+    let ring = open_ring(&settings)?;
+    let broker = Broker::start(ring, settings.broker.clone()).map_err(|e| CliError::Io {
+        what: "cannot start the broker".into(),
+        source: std::io::Error::other(e),
+    })?;
     log::info!(
-        "outpost serving storage in {} (ring {} bytes, {} segments); the network protocol \
-         arrives with the broker issue",
+        "outpost serving storage in {} (ring {} bytes, {} segments)",
         settings.data_dir.display(),
         settings.ring.ring_bytes,
         settings.ring.segment_count(),
     );
 
-    let signal = signals.forever().next();
-    let name = match signal {
-        Some(SIGTERM) => "SIGTERM",
-        Some(SIGINT) => "SIGINT",
-        _ => "a signal",
+    let bound = smol::block_on(smol::net::TcpListener::bind(settings.listen_addr))
+        .and_then(|l| l.local_addr().map(|a| (l, a)));
+    let (listener, addr) = match bound {
+        Ok(bound) => bound,
+        Err(source) => {
+            broker.close();
+            return Err(CliError::Io {
+                what: format!("cannot listen on {}", settings.listen_addr),
+                source,
+            });
+        }
     };
-    log::info!("{name} received: finishing queued appends and syncing");
-    log.close();
+    // The one line on stdout: tests and `outpost bench` read the address from it.
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "listening on {addr}").and_then(|()| out.flush()) {
+        log::warn!("cannot print the listen address on stdout: {e}");
+    }
+    drop(out);
+    log::info!("listening on {addr}");
+
+    // Signals arrive on their own thread and end the server through a channel.
+    let handle = signals.handle();
+    let (signal_tx, signal_rx) = smol::channel::bounded::<i32>(1);
+    let mut signals = signals;
+    std::thread::Builder::new()
+        .name("outpost-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = signal_tx.send_blocking(signal);
+            }
+        })
+        .map_err(|source| CliError::Io {
+            what: "cannot start the signal thread".into(),
+            source,
+        })?;
+    let shutdown = async move {
+        let name = match signal_rx.recv().await {
+            Ok(SIGTERM) => "SIGTERM",
+            Ok(SIGINT) => "SIGINT",
+            _ => "a signal",
+        };
+        log::info!("{name} received: stopping; finishing requests in flight");
+    };
+    let served = smol::block_on(server::run(listener, broker.clone(), shutdown));
+    handle.close();
+    log::info!("finishing queued appends and syncing");
+    broker.close();
+    served.map_err(|source| CliError::Io {
+        what: format!("serving {addr} failed"),
+        source,
+    })?;
     log::info!("stopped cleanly");
     Ok(EXIT_OK)
 }
 
-/// Creates the data directory if needed, opens the ring file (creating it on first use),
-/// recovers the ring and starts its writer.
-fn open_log(settings: &Settings) -> Result<Log<FileFlash>, CliError> {
+/// Creates the data directory if needed, opens the ring file (creating it on first use) and
+/// recovers the ring.
+fn open_ring(settings: &Settings) -> Result<Ring<FileFlash>, CliError> {
     let dir = &settings.data_dir;
     if !dir.is_dir() {
         std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
@@ -90,10 +139,7 @@ fn open_log(settings: &Settings) -> Result<Log<FileFlash>, CliError> {
             source,
         })?;
     log_report(&report);
-    Log::start(ring).map_err(|source| CliError::Io {
-        what: "cannot start the log writer thread".into(),
-        source,
-    })
+    Ok(ring)
 }
 
 /// Logs what recovery found: a summary at info, skipped damage at warn. (Recovery itself logs

@@ -22,6 +22,9 @@ pub(crate) struct ConfigFile {
     /// Required: the two policies are decisions an operator must make, not defaults to fall
     /// into (promise 6).
     pub storage: StorageSection,
+    /// Optional: every key has a default.
+    #[serde(default)]
+    pub broker: BrokerSection,
     #[serde(default)]
     pub log: LogSection,
 }
@@ -41,6 +44,21 @@ pub(crate) struct StorageSection {
     pub index_interval_bytes: Option<ByteSize>,
     pub read_chunk_bytes: Option<ByteSize>,
     pub append_queue_max: Option<u32>,
+}
+
+/// `[broker]`: the network server's limits. Every key is optional (defaults in
+/// `BrokerConfig`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BrokerSection {
+    pub connections_max: Option<u32>,
+    pub inflight_max: Option<u32>,
+    pub frame_bytes_max: Option<ByteSize>,
+    pub topics_max: Option<u32>,
+    pub partitions_per_topic_max: Option<u32>,
+    pub idle_timeout_ms: Option<u64>,
+    pub fetch_wait_ms_max: Option<u32>,
+    pub fetch_bytes_max: Option<ByteSize>,
 }
 
 /// `[log]`.

@@ -13,6 +13,7 @@
 //! operator knows which file to edit.
 
 mod board;
+mod broker;
 mod bytesize;
 mod error;
 mod file;
@@ -23,6 +24,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use board::{Board, embedded_boards, parse_board};
+pub use broker::{
+    BrokerConfig, FRAME_SLACK_BYTES_DEFAULT, FRAME_SLACK_BYTES_MIN, frame_bytes_max_default,
+};
 pub use bytesize::{ACCEPTED_UNITS, ByteSize, ByteSizeError};
 pub use error::ConfigFileError;
 
@@ -65,6 +69,8 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     /// The ring's configuration; `validate()` passed and it fits the memory budget.
     pub ring: RingConfig,
+    /// The broker's limits (`[broker]`); `validate()` passed against `ring`.
+    pub broker: BrokerConfig,
     /// The log level from the config file (the CLI lets `RUST_LOG` override it).
     pub log_level: log::LevelFilter,
     /// Where the config came from: [`EMBEDDED_CONFIG_LABEL`] or the path read.
@@ -158,12 +164,15 @@ pub fn parse_config(
         });
     }
 
+    let broker = resolve_broker(label, &file.broker, &ring)?;
+
     Ok(Settings {
         board,
         board_source: board_label,
         data_dir,
         listen_addr,
         ring,
+        broker,
         log_level: file.log.level.into(),
         config_source: label.to_owned(),
     })
@@ -307,6 +316,58 @@ fn resolve_ring(
         ),
     };
     (ring, o)
+}
+
+/// Builds the broker's limits from the `[broker]` table (defaults for keys left out) and
+/// validates them against the ring. Errors name `broker.<key>` in the config file.
+fn resolve_broker(
+    label: &str,
+    section: &file::BrokerSection,
+    ring: &RingConfig,
+) -> Result<BrokerConfig, ConfigFileError> {
+    let invalid = |key: &str, reason: String| ConfigFileError::Invalid {
+        file: label.to_owned(),
+        key: format!("broker.{key}"),
+        reason,
+    };
+    let bytes_u32 = |key: &str, value: Option<ByteSize>, default: u32| match value {
+        None => Ok(default),
+        Some(b) => u32::try_from(b.bytes())
+            .map_err(|_| invalid(key, format!("{} is larger than 4 GiB - 1", b.bytes()))),
+    };
+    let d = BrokerConfig::defaults_for(ring);
+    let broker = BrokerConfig {
+        connections_max: section.connections_max.unwrap_or(d.connections_max),
+        inflight_max: section.inflight_max.unwrap_or(d.inflight_max),
+        frame_bytes_max: bytes_u32(
+            "frame_bytes_max",
+            section.frame_bytes_max,
+            d.frame_bytes_max,
+        )?,
+        topics_max: section.topics_max.unwrap_or(d.topics_max),
+        partitions_per_topic_max: section
+            .partitions_per_topic_max
+            .unwrap_or(d.partitions_per_topic_max),
+        idle_timeout_ms: section.idle_timeout_ms.unwrap_or(d.idle_timeout_ms),
+        fetch_wait_ms_max: section.fetch_wait_ms_max.unwrap_or(d.fetch_wait_ms_max),
+        fetch_bytes_max: bytes_u32(
+            "fetch_bytes_max",
+            section.fetch_bytes_max,
+            d.fetch_bytes_max,
+        )?,
+    };
+    broker.validate(ring).map_err(|e| {
+        let reason = if e.key == "frame_bytes_max" && section.frame_bytes_max.is_none() {
+            format!(
+                "{} (this is the default, batch_bytes_max + 64 KiB; set broker.frame_bytes_max)",
+                e.reason
+            )
+        } else {
+            e.reason
+        };
+        invalid(e.key, reason)
+    })?;
+    Ok(broker)
 }
 
 /// The storage limits a board file may set.

@@ -72,6 +72,7 @@ fn embedded_default_loads_on_the_dev_board() {
     // The dev board is dev_default()'s geometry, and the shipped file leaves the limits at
     // their defaults: the two must stay in step.
     assert_eq!(s.ring, RingConfig::dev_default());
+    assert_eq!(s.broker, BrokerConfig::defaults_for(&s.ring));
 }
 
 #[test]
@@ -115,6 +116,14 @@ fn shipped_config_comments_every_key() {
         "index_interval_bytes",
         "read_chunk_bytes",
         "append_queue_max",
+        "connections_max",
+        "inflight_max",
+        "frame_bytes_max",
+        "topics_max",
+        "partitions_per_topic_max",
+        "idle_timeout_ms",
+        "fetch_wait_ms_max",
+        "fetch_bytes_max",
         "level",
     ] {
         let at = DEFAULT_CONFIG_TEXT
@@ -491,4 +500,120 @@ fn blames_a_built_in_default_on_the_config_file() {
     );
     assert!(msg.contains("built-in default"), "{msg}");
     assert!(msg.contains(&board.display().to_string()), "{msg}");
+}
+
+/// A minimal valid config with `broker` as the `[broker]` table.
+fn broker_config(broker: &str) -> String {
+    format!("{}\n[broker]\n{broker}\n", config("", ""))
+}
+
+#[test]
+fn broker_defaults_and_file_values() {
+    let s = parse(&config("", "")).unwrap();
+    let b = &s.broker;
+    assert_eq!(b.connections_max, 256);
+    assert_eq!(b.inflight_max, 256);
+    assert_eq!(
+        u64::from(b.frame_bytes_max),
+        s.ring.batch_bytes_max + 64 * 1024
+    );
+    assert_eq!(b.topics_max, 128);
+    assert_eq!(b.partitions_per_topic_max, 64);
+    assert_eq!(b.idle_timeout_ms, 300_000);
+    assert_eq!(b.fetch_wait_ms_max, 30_000);
+    assert_eq!(b.fetch_bytes_max, 1 << 20);
+
+    let s = parse(&broker_config(
+        "connections_max = 8\ninflight_max = 4\nframe_bytes_max = \"512 KiB\"\n\
+         topics_max = 3\npartitions_per_topic_max = 2\nidle_timeout_ms = 1000\n\
+         fetch_wait_ms_max = 50\nfetch_bytes_max = \"64 KiB\"",
+    ))
+    .unwrap();
+    let b = &s.broker;
+    assert_eq!(b.connections_max, 8);
+    assert_eq!(b.inflight_max, 4);
+    assert_eq!(b.frame_bytes_max, 512 * 1024);
+    assert_eq!(b.topics_max, 3);
+    assert_eq!(b.partitions_per_topic_max, 2);
+    assert_eq!(b.idle_timeout_ms, 1000);
+    assert_eq!(b.fetch_wait_ms_max, 50);
+    assert_eq!(b.fetch_bytes_max, 64 * 1024);
+}
+
+#[test]
+fn broker_default_frame_follows_the_board_batch_limit() {
+    let o = Overrides {
+        board: Some("spi-nor-16m".into()),
+        ..Overrides::default()
+    };
+    let s = load(&o).unwrap();
+    assert_eq!(u64::from(s.broker.frame_bytes_max), 16 * 1024 + 64 * 1024);
+}
+
+#[test]
+fn refuses_zero_broker_limits_by_key() {
+    for key in [
+        "connections_max",
+        "inflight_max",
+        "frame_bytes_max",
+        "topics_max",
+        "partitions_per_topic_max",
+        "idle_timeout_ms",
+        "fetch_wait_ms_max",
+        "fetch_bytes_max",
+    ] {
+        let (e, msg) = parse_err(&broker_config(&format!("{key} = 0")));
+        assert!(
+            matches!(&e, ConfigFileError::Invalid { file, key: k, .. }
+                if file == "test.toml" && *k == format!("broker.{key}")),
+            "{key}: {e:?}"
+        );
+        assert!(msg.contains("greater than 0"), "{msg}");
+    }
+}
+
+#[test]
+fn refuses_frame_smaller_than_a_batch_plus_4_kib() {
+    // Default batch_bytes_max is 256 KiB.
+    let (e, msg) = parse_err(&broker_config("frame_bytes_max = \"259 KiB\""));
+    assert!(
+        matches!(&e, ConfigFileError::Invalid { key, .. } if key == "broker.frame_bytes_max"),
+        "{e:?}"
+    );
+    assert!(msg.contains("batch_bytes_max + 4 KiB"), "{msg}");
+    parse(&broker_config("frame_bytes_max = \"260 KiB\"")).unwrap();
+
+    // A batch limit raised without the frame limit: the default follows it.
+    let s = parse(&config("", "batch_bytes_max = \"512 KiB\"")).unwrap();
+    assert_eq!(s.broker.frame_bytes_max, 576 * 1024);
+}
+
+#[test]
+fn refuses_bad_broker_values() {
+    let (e, msg) = parse_err(&broker_config("frame_bytes_max = \"8 GiB\""));
+    assert!(
+        matches!(&e, ConfigFileError::Invalid { key, .. } if key == "broker.frame_bytes_max"),
+        "{e:?}"
+    );
+    assert!(msg.contains("4 GiB"), "{msg}");
+
+    let (e, msg) = parse_err(&broker_config("conections_max = 3"));
+    assert!(matches!(e, ConfigFileError::Parse { .. }), "{e:?}");
+    assert!(msg.contains("conections_max"), "{msg}");
+
+    let (_, msg) = parse_err(&broker_config("idle_timeout_ms = -1"));
+    assert!(msg.contains("idle_timeout_ms"), "{msg}");
+
+    let (_, msg) = parse_err(&broker_config("fetch_bytes_max = \"1 MB\""));
+    assert!(msg.contains("fetch_bytes_max"), "{msg}");
+
+    // topics_max x partitions_per_topic_max above the ring's partitions_max is fine.
+    let s = parse(&broker_config(
+        "topics_max = 1000\npartitions_per_topic_max = 1000",
+    ))
+    .unwrap();
+    assert!(
+        u64::from(s.broker.topics_max) * u64::from(s.broker.partitions_per_topic_max)
+            > u64::from(s.ring.partitions_max)
+    );
 }

@@ -158,6 +158,8 @@ pub enum AppendError {
     SyncFailed { cause: String },
     /// The log was closed before the append was written.
     Closed,
+    /// The partition's offsets would pass 2^64 - 1 (only a forged checkpoint can cause it).
+    OffsetsExhausted { partition: PartitionId },
     /// The append queue is full (`append_queue_max`).
     QueueFull { append_queue_max: u32 },
 }
@@ -200,6 +202,9 @@ impl fmt::Display for AppendError {
                  power cut, and the log refuses appends until restart"
             ),
             AppendError::Closed => write!(f, "the log is closed"),
+            AppendError::OffsetsExhausted { partition } => {
+                write!(f, "partition {partition} has no offsets left")
+            }
             AppendError::QueueFull { append_queue_max } => {
                 write!(
                     f,

@@ -102,7 +102,8 @@ impl SegmentHeader {
         if version != FORMAT_VERSION {
             return Err(HeaderError::Version(version));
         }
-        if le_u16(&b[10..12]) as usize != SEGMENT_HEADER_BYTES {
+        if le_u16(&b[10..12]) as usize != SEGMENT_HEADER_BYTES || b[48..60].iter().any(|&x| x != 0)
+        {
             return Err(HeaderError::Layout);
         }
         Ok(SegmentHeader {
@@ -392,7 +393,7 @@ impl<'a> RecordIter<'a> {
         let r = (|| {
             let mut c = Cursor::new(self.rest);
             let len = c.u32()? as usize;
-            c.bytes(len)?;
+            check_record(c.bytes(len)?)?;
             let used = 4 + len;
             self.rest = &self.rest[used..];
             Ok(used)
@@ -428,6 +429,29 @@ impl Iterator for RecordIter<'_> {
             }
         }
     }
+}
+
+/// Checks a record's structure (everything `decode_record` checks) without allocating.
+fn check_record(inner: &[u8]) -> Result<(), BatchError> {
+    let mut c = Cursor::new(inner);
+    c.u64()?;
+    let key_len = c.u32()?;
+    if key_len != KEY_NONE {
+        c.bytes(key_len as usize)?;
+    }
+    let value_len = c.u32()? as usize;
+    c.bytes(value_len)?;
+    for _ in 0..c.u16()? {
+        let name_len = c.u16()? as usize;
+        core::str::from_utf8(c.bytes(name_len)?)
+            .map_err(|_| BatchError::Body("header name is not UTF-8"))?;
+        let value_len = c.u32()? as usize;
+        c.bytes(value_len)?;
+    }
+    if !c.rest().is_empty() {
+        return Err(BatchError::Body("record has trailing bytes"));
+    }
+    Ok(())
 }
 
 fn decode_record(b: &[u8]) -> Result<(Record, usize), BatchError> {

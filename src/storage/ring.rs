@@ -388,6 +388,18 @@ impl<F: Flash> Ring<F> {
                         partitions_max: self.cfg.partitions_max,
                     });
                 }
+                // Offsets never wrap: 2^64 records cannot be written, so only a forged checkpoint
+                // gets here; refuse rather than acknowledge offsets that cannot be stored.
+                let next = self
+                    .parts_next
+                    .get(partition)
+                    .copied()
+                    .unwrap_or(Offset::ZERO);
+                if next.0.checked_add(records.len() as u64).is_none() {
+                    return Err(AppendError::OffsetsExhausted {
+                        partition: *partition,
+                    });
+                }
                 let mut bytes = BATCH_HEADER_BYTES as u64;
                 for (index, r) in records.iter().enumerate() {
                     r.check_limits()

@@ -1,0 +1,4 @@
+//! `cargo fuzz run recovery`: see `outpost_fuzz::fuzz_recovery` for the input layout and the checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| outpost_fuzz::fuzz_recovery(data));
