@@ -163,7 +163,7 @@ pub fn decode(buf: &[u8], frame_bytes_max: u32) -> Result<Decoded, FrameError> {
             request_id: header.request_id,
         });
     }
-    // Fits in usize: bounded by frame_bytes_max (a u32) just above.
+    // Fits in usize on 32- and 64-bit targets: bounded by frame_bytes_max (a u32) just above.
     let len = header.frame_bytes() as usize;
     if buf.len() < len {
         return Ok(Decoded::Incomplete { needed: len });
