@@ -30,6 +30,8 @@
 //! - `--group-bytes-max BYTES` [`OUTPOST_BENCH_GROUP_BYTES_MAX`]: the ring's bound of one
 //!   program + sync (default 4 MiB, which beat 1 MiB in our runs; suffixes `KiB`/`MiB`
 //!   accepted).
+//! - `--per-append N` [`OUTPOST_BENCH_PER_APPEND`]: records per append (default 1, the
+//!   workload the issue measures; more shows what the per-append costs are).
 //! - `--quick` [`OUTPOST_BENCH_QUICK=1`]: a smoke run (20,000 and 5,000 records).
 
 use outpost::storage::flash::{FileFlash, Flash, FlashError, Geometry};
@@ -46,9 +48,9 @@ use std::time::{Duration, Instant};
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 const MB: f64 = 1e6;
-/// The default `group_bytes_max`: of 1 MiB and 4 MiB, 4 MiB gave more records/s at 1 KiB in
-/// every run but one (fewer fdatasyncs: groups average 1.3–2 MiB with W = 4096), for 4 MiB more
-/// RSS (the group buffer).
+/// The default `group_bytes_max`. Against 1 MiB at 1 KiB (W = 4096): 5–30% more records/s
+/// while fdatasync was slow (groups then average 1.3–2.4 MiB, so half the syncs), within ±4%
+/// while it was fast; it costs 3 MiB more RSS (the group buffer).
 const GROUP_BYTES_MAX_DEFAULT: u64 = 4 * MIB;
 /// Segments of the bench ring (a multiple of the 1 MiB erase block).
 const SEGMENT_BYTES: u64 = 64 * MIB;
@@ -56,7 +58,8 @@ const SEGMENT_BYTES: u64 = 64 * MIB;
 const RING_BYTES_MIN: u64 = 512 * MIB;
 /// Bytes the ring adds per one-record batch on top of the value: a 40-byte batch header and
 /// 22 bytes of record framing (length, timestamp, key length, value length, header count).
-const FRAMING_BYTES: u64 = 40 + 22;
+const FRAMING_BYTES: u64 = BATCH_HEADER_BYTES + 22;
+const BATCH_HEADER_BYTES: u64 = 40;
 /// The issue's target: payload MB/s at 1 KiB at least this share of the raw limit.
 const TARGET_RATIO: f64 = 0.85;
 
@@ -67,6 +70,7 @@ struct Opts {
     records_100: u64,
     records_1k: u64,
     window: usize,
+    per_append: u64,
     group_bytes_max: u64,
     quick: bool,
     any_fs: bool,
@@ -94,9 +98,11 @@ fn main() -> ExitCode {
 const HELP: &str = "\
 storage bench: durable appends on FileFlash vs the raw disk limit
 usage: cargo bench --bench storage -- [--quick] [--dir PATH] [--records-100 N] [--records-1k N]
-                                      [--window W] [--group-bytes-max BYTES] [--any-fs]
+                                      [--window W] [--group-bytes-max BYTES] [--per-append N]
+                                      [--any-fs]
 env:   OUTPOST_BENCH_DIR, OUTPOST_BENCH_RECORDS_100, OUTPOST_BENCH_RECORDS_1K,
-       OUTPOST_BENCH_WINDOW, OUTPOST_BENCH_GROUP_BYTES_MAX, OUTPOST_BENCH_QUICK=1";
+       OUTPOST_BENCH_WINDOW, OUTPOST_BENCH_GROUP_BYTES_MAX, OUTPOST_BENCH_PER_APPEND,
+       OUTPOST_BENCH_QUICK=1";
 
 fn parse_opts() -> Result<Option<Opts>, String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -109,6 +115,9 @@ fn parse_opts() -> Result<Option<Opts>, String> {
         .transpose()?;
     let mut window = env("OUTPOST_BENCH_WINDOW")
         .map(|v| parse_count("OUTPOST_BENCH_WINDOW", &v))
+        .transpose()?;
+    let mut per_append = env("OUTPOST_BENCH_PER_APPEND")
+        .map(|v| parse_count("OUTPOST_BENCH_PER_APPEND", &v))
         .transpose()?;
     let mut group = env("OUTPOST_BENCH_GROUP_BYTES_MAX")
         .map(|v| parse_bytes("OUTPOST_BENCH_GROUP_BYTES_MAX", &v))
@@ -131,9 +140,14 @@ fn parse_opts() -> Result<Option<Opts>, String> {
             "--records-100" => records_100 = Some(parse_count(&a, &value(&a)?)?),
             "--records-1k" => records_1k = Some(parse_count(&a, &value(&a)?)?),
             "--window" => window = Some(parse_count(&a, &value(&a)?)?),
+            "--per-append" => per_append = Some(parse_count(&a, &value(&a)?)?),
             "--group-bytes-max" => group = Some(parse_bytes(&a, &value(&a)?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    let per_append = per_append.unwrap_or(1);
+    if per_append == 0 {
+        return Err("--per-append must be at least 1".into());
     }
     let window = window.unwrap_or(4096);
     if window == 0 {
@@ -144,6 +158,7 @@ fn parse_opts() -> Result<Option<Opts>, String> {
         records_100: records_100.unwrap_or(if quick { 20_000 } else { 1_000_000 }),
         records_1k: records_1k.unwrap_or(if quick { 5_000 } else { 200_000 }),
         window: usize::try_from(window).map_err(|_| "window too large".to_string())?,
+        per_append,
         group_bytes_max: group.unwrap_or(GROUP_BYTES_MAX_DEFAULT),
         quick,
         any_fs,
@@ -303,15 +318,20 @@ fn run_in(opts: &Opts, workdir: &Path, fs_type: &str, device: &str) -> Result<()
         ("durable 1 KiB", opts.records_1k, KIB),
     ];
     println!(
-        "outpost storage bench — dir {} ({fs_type} on {device}), group_bytes_max {}{}, W={}{}",
+        "outpost storage bench — dir {} ({fs_type} on {device}), group_bytes_max {}{}, W={}{}{}",
         workdir.display(),
         human_bytes(opts.group_bytes_max),
         if opts.group_bytes_max == GROUP_BYTES_MAX_DEFAULT {
-            " (beat 1 MiB)"
+            " (chosen over 1 MiB, see the bench source)"
         } else {
             ""
         },
         opts.window,
+        if opts.per_append == 1 {
+            String::new()
+        } else {
+            format!(", {} records per append", opts.per_append)
+        },
         if opts.quick { " (quick smoke run)" } else { "" }
     );
     println!(
@@ -349,6 +369,16 @@ fn bench_config(opts: &Opts, records: u64, record_bytes: u64) -> Result<RingConf
     });
     cfg.validate()
         .map_err(|e| format!("bench ring config refused: {e}"))?;
+    let batch =
+        BATCH_HEADER_BYTES + opts.per_append * (record_bytes + FRAMING_BYTES - BATCH_HEADER_BYTES);
+    if batch > cfg.batch_bytes_max {
+        return Err(format!(
+            "{} records of {record_bytes} B per append make a {batch}-byte batch, more than \
+             batch_bytes_max ({})",
+            opts.per_append, cfg.batch_bytes_max
+        )
+        .into());
+    }
     Ok(cfg)
 }
 
@@ -403,10 +433,17 @@ fn run_workload(
     let ex = smol::LocalExecutor::new();
     let client_start = sched(Path::new("/proc/thread-self"));
     let start = Instant::now();
-    let tasks: Vec<_> = (0..opts.window.min(records as usize))
+    let appends = records.div_ceil(opts.per_append);
+    let tasks: Vec<_> = (0..opts.window.min(appends as usize))
         .map(|_| {
             ex.spawn(append_loop(
-                &log, &next, records, &value, &latency, &failure,
+                &log,
+                &next,
+                records,
+                opts.per_append,
+                &value,
+                &latency,
+                &failure,
             ))
         })
         .collect();
@@ -470,34 +507,38 @@ fn run_workload(
     })
 }
 
-/// One client: appends the next record (one per append, durable) until all are taken.
+/// One client: appends the next `per_append` records (durable) until all are taken.
 async fn append_loop(
     log: &Log<Timed>,
     next: &Cell<u64>,
     records: u64,
+    per_append: u64,
     value: &[u8],
     latency: &RefCell<Histogram>,
     failure: &RefCell<Option<String>>,
 ) {
     loop {
-        let i = next.get();
-        if i >= records || failure.borrow().is_some() {
+        let first = next.get();
+        if first >= records || failure.borrow().is_some() {
             return;
         }
-        next.set(i + 1);
-        let record = Record {
-            timestamp_ms: i as i64,
-            key: None,
-            value: value.to_vec(),
-            headers: Vec::new(),
-        };
+        let end = records.min(first + per_append);
+        next.set(end);
+        let batch: Vec<Record> = (first..end)
+            .map(|i| Record {
+                timestamp_ms: i as i64,
+                key: None,
+                value: value.to_vec(),
+                headers: Vec::new(),
+            })
+            .collect();
         let submitted = Instant::now();
-        let result = log
-            .append(PartitionId(0), vec![record], Acks::Durable)
-            .await;
+        let result = log.append(PartitionId(0), batch, Acks::Durable).await;
         let took = submitted.elapsed();
         match result {
-            Ok(Some(a)) if a.record_count == 1 => latency.borrow_mut().record(took),
+            Ok(Some(a)) if u64::from(a.record_count) == end - first => {
+                latency.borrow_mut().record(took)
+            }
             Ok(other) => {
                 *failure.borrow_mut() = Some(format!("unexpected answer {other:?}"));
                 return;
@@ -606,7 +647,7 @@ fn print_table(opts: &Opts, outcomes: &[Outcome]) {
         let busy = [o.writer_sched, o.client_sched]
             .iter()
             .flatten()
-            .any(|s| s.runnable > o.elapsed / 20);
+            .any(|s| s.runnable > (o.elapsed / 20).max(Duration::from_millis(20)));
         if busy {
             println!(
                 "  WARNING: our threads waited for a CPU for more than 5% of the run: other \
