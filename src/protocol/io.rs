@@ -24,7 +24,12 @@ pub struct FrameReader<const N: usize> {
 impl<const N: usize> Default for FrameReader<N> {
     fn default() -> Self {
         // A buffer that cannot hold a frame header could never make progress.
-        const { assert!(N >= HEADER_BYTES, "FrameReader<N> needs N >= 16 (the frame header)") };
+        const {
+            assert!(
+                N >= HEADER_BYTES,
+                "FrameReader<N> needs N >= 16 (the frame header)"
+            )
+        };
         FrameReader {
             buf: heapless::Vec::new(),
             consumed: 0,
