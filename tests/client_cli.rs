@@ -286,6 +286,29 @@ fn produce_stdin_then_consume_text_and_json() {
 }
 
 #[test]
+fn produce_keeps_the_order_of_many_lines() {
+    let b = Broker::start("order");
+    b.ok(&["topics", "create", "o"]);
+    let lines: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    let out = b.ok_with_stdin(
+        &[
+            "produce",
+            "--topic",
+            "o",
+            "--partition",
+            "0",
+            "--batch",
+            "100",
+        ],
+        lines.as_bytes(),
+    );
+    assert_eq!(covered(&out), (0..20_000).collect::<Vec<u64>>());
+    assert!(out.lines().count() >= 200, "batches of at most 100 lines");
+    let back = b.ok(&["consume", "--topic", "o", "--count", "20000"]);
+    assert!(back == lines, "records came back in another order");
+}
+
+#[test]
 fn count_and_idle_exit_stop_the_consumer() {
     let b = Broker::start("stops");
     b.ok(&["topics", "create", "t"]);
@@ -541,4 +564,25 @@ fn bench_starts_and_stops_its_own_broker() {
         .map(|d| d.trim_end_matches(')'))
         .unwrap_or_else(|| panic!("no data dir in {stdout}"));
     assert!(!std::path::Path::new(data).exists(), "{data} left behind");
+}
+
+/// A client that keeps exactly `inflight_max` requests unanswered (the client library never
+/// exceeds it) must never be refused TOO_MANY_IN_FLIGHT. Regression: the broker used to free
+/// a request's in-flight slot only after queueing its response, so the client's next request
+/// could arrive first.
+#[test]
+fn a_full_window_is_never_refused_too_many_in_flight() {
+    let b = Broker::start("inflight");
+    let out = b.ok(&[
+        "bench",
+        "--records",
+        "300000",
+        "--record-bytes",
+        "10",
+        "--batch",
+        "1",
+        "--window",
+        "1000",
+    ]);
+    assert!(out.contains("capped by the broker's inflight_max"), "{out}");
 }

@@ -348,10 +348,14 @@ impl<F: Flash + 'static> Reader<F> {
         ex.spawn(async move {
             let answer = cmd::dispatch(&broker, kind, id, &body).await;
             drop(body);
+            // The request is answered once its response exists: free the slot before queueing
+            // it, or a client that sends its next request as soon as it reads this response
+            // can reach the read loop before the slot is free (TOO_MANY_IN_FLIGHT although it
+            // never exceeded the limit). The writer channel stays bounded on its own.
+            drop(permit);
             if let Some(frame) = answer {
                 let _ = tx.send(Out::Frame(frame)).await;
             }
-            drop(permit);
         })
         .detach();
         Ok(())

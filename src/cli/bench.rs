@@ -14,12 +14,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args as ClapArgs;
-use smol::LocalExecutor;
 
 use super::common::{self, AcksArg};
 use super::{CliError, EXIT_OK};
@@ -116,15 +116,33 @@ struct Measured {
 }
 
 async fn load(args: &Args, addr: &str) -> Result<Measured, CliError> {
-    let client = Client::connect(addr)
-        .await
-        .map_err(|e| CliError::client("cannot reach the broker", e))?;
+    let client = Arc::new(
+        Client::connect(addr)
+            .await
+            .map_err(|e| CliError::client("cannot reach the broker", e))?,
+    );
     let result = load_on(args, &client).await;
     client.close().await;
     result
 }
 
-async fn load_on(args: &Args, client: &Client) -> Result<Measured, CliError> {
+/// What the in-flight slots share.
+struct Load {
+    client: Arc<Client>,
+    topic: String,
+    partitions: u32,
+    acks: AcksArg,
+    records_total: u64,
+    /// One request's records (the last request sends fewer).
+    batch: Vec<Record>,
+    requests_total: u64,
+    /// The next request number to send.
+    next: AtomicU64,
+    /// Set by the first slot that fails: the others stop.
+    stop: AtomicBool,
+}
+
+async fn load_on(args: &Args, client: &Arc<Client>) -> Result<Measured, CliError> {
     let info = client.server_info().clone();
     ensure_topic(client, &args.topic, args.partitions).await?;
 
@@ -162,22 +180,27 @@ async fn load_on(args: &Args, client: &Client) -> Result<Measured, CliError> {
         None
     };
 
-    let next = AtomicU64::new(0);
-    let stop = AtomicBool::new(false);
-    let ex = LocalExecutor::new();
+    let load = Arc::new(Load {
+        client: client.clone(),
+        topic: args.topic.clone(),
+        partitions: args.partitions,
+        acks: args.acks,
+        records_total: args.records,
+        batch: records,
+        requests_total,
+        next: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
     let started = Instant::now();
+    // On smol's executor thread, with the client's reader and writer tasks: an ack wakes its
+    // slot without a hop to another thread.
     let tasks: Vec<_> = (0..workers)
-        .map(|_| ex.spawn(worker(client, args, &records, requests_total, &next, &stop)))
+        .map(|_| smol::spawn(worker(load.clone())))
         .collect();
-    let results = ex
-        .run(async {
-            let mut out = Vec::with_capacity(tasks.len());
-            for t in tasks {
-                out.push(t.await);
-            }
-            out
-        })
-        .await;
+    let mut results = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        results.push(t.await);
+    }
     let mut latencies_us = Vec::with_capacity(requests_total.min(10_000_000) as usize);
     let mut first_error = None;
     for r in results {
@@ -214,37 +237,31 @@ async fn load_on(args: &Args, client: &Client) -> Result<Measured, CliError> {
 }
 
 /// One in-flight slot: takes the next request number until all are sent.
-async fn worker(
-    client: &Client,
-    args: &Args,
-    records: &[Record],
-    requests_total: u64,
-    next: &AtomicU64,
-    stop: &AtomicBool,
-) -> Result<Vec<u32>, ClientError> {
-    let batch = records.len() as u64;
+async fn worker(load: Arc<Load>) -> Result<Vec<u32>, ClientError> {
+    let batch = load.batch.len() as u64;
     let mut latencies = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= requests_total {
+    while !load.stop.load(Ordering::Relaxed) {
+        let i = load.next.fetch_add(1, Ordering::Relaxed);
+        if i >= load.requests_total {
             break;
         }
-        let n = (args.records - i * batch).min(batch) as usize;
-        let partition = (i % u64::from(args.partitions)) as u32;
+        let n = (load.records_total - i * batch).min(batch) as usize;
+        let partition = (i % u64::from(load.partitions)) as u32;
         let sent = Instant::now();
-        let r = client
+        let r = load
+            .client
             .produce(
-                &args.topic,
+                &load.topic,
                 Some(partition),
-                args.acks.acks(),
-                &records[..n],
+                load.acks.acks(),
+                &load.batch[..n],
             )
             .await;
         if let Err(e) = r {
-            stop.store(true, Ordering::Relaxed);
+            load.stop.store(true, Ordering::Relaxed);
             return Err(e);
         }
-        if args.acks != AcksArg::None {
+        if load.acks != AcksArg::None {
             latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
         }
     }

@@ -66,8 +66,9 @@ enum Command {
     ///
     /// Prints where each batch landed: `partition P offset O` for one record,
     /// `partition P offsets A..B` for a batch (A first, B one past the last). Lines are sent
-    /// as they arrive, in batches of the lines already read, several batches in flight. With
-    /// --acks none nothing is acknowledged, so only a count is printed.
+    /// as they arrive, one batch at a time (so they keep their order), each batch taking the
+    /// lines read meanwhile. With --acks none nothing is acknowledged, so only a count is
+    /// printed (and the broker may append those batches in any order).
     Produce(produce::Args),
     /// Print a partition's records, waiting for new ones
     ///

@@ -1,9 +1,9 @@
 //! `outpost produce`: appends `--value`, or every line of stdin, to a topic and prints where
 //! each batch landed.
 //!
-//! Lines are sent as soon as they arrive: each batch takes the lines already read (at most
-//! `--batch` lines and half the broker's `batch_bytes_max`), and up to
-//! [`BATCHES_IN_FLIGHT`] batches are pipelined. Answers are printed in input order.
+//! Lines are sent as soon as they arrive: each batch takes the lines read while the previous
+//! one was in flight (at most `--batch` lines and half the broker's `batch_bytes_max`).
+//! Answers are printed in input order.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
@@ -18,8 +18,11 @@ use crate::client::{Client, ClientError, Produced};
 use crate::storage::Record;
 use crate::storage::format::BATCH_HEADER_BYTES;
 
-/// Batches sent and not yet answered, at most.
-pub const BATCHES_IN_FLIGHT: usize = 8;
+/// Batches sent and not yet answered, at most. One, so that lines keep their order: the
+/// broker works on pipelined requests concurrently and appends two produces to the same
+/// partition in the order it finishes them, not the order it received them. (The loop below
+/// handles any depth, should the broker come to keep a connection's order per partition.)
+pub const BATCHES_IN_FLIGHT: usize = 1;
 /// Lines read ahead of the batches being sent.
 const LINES_QUEUED_MAX: usize = 8192;
 

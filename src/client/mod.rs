@@ -39,6 +39,11 @@
 //! `partition: None` the broker picks it from the first record's key (Kafka's murmur2
 //! partitioner) or round-robin when it has none; so a batch whose records have different
 //! keys must be split per key ([`Client::produce_keyed`] does that).
+//!
+//! Order: the broker works on pipelined requests concurrently, so two produces in flight at
+//! once to the same partition may be appended in either order. A caller that needs the
+//! order of its batches kept waits for each ack before sending the next batch to that
+//! partition (as `outpost produce` does).
 
 mod conn;
 mod error;
@@ -46,6 +51,7 @@ mod error;
 mod tests;
 mod types;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -76,7 +82,9 @@ use crate::storage::{Acks, Record};
 
 /// The address clients use when none is given (`OUTPOST_ADDR`, `--addr`).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7478";
-/// How long [`Client::connect`] waits for the HELLO answer.
+/// How long [`Client::connect`] waits for the TCP connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Client::connect`] then waits for the HELLO answer.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted before the broker has said its own limit (the HELLO answer).
 const HELLO_FRAME_BYTES_MAX: u32 = 64 * 1024;
@@ -104,8 +112,16 @@ impl Client {
     /// and keeps the broker's limits.
     pub async fn connect(addr: impl AsRef<str>) -> Result<Client, ClientError> {
         let addr = addr.as_ref().to_string();
+        let connect = async { TcpStream::connect(addr.as_str()).await };
+        let give_up = async {
+            Timer::after(CONNECT_TIMEOUT).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            ))
+        };
         let mut stream =
-            TcpStream::connect(addr.as_str())
+            smol::future::or(connect, give_up)
                 .await
                 .map_err(|source| ClientError::Connect {
                     addr: addr.clone(),
@@ -331,25 +347,36 @@ impl Client {
         }))
     }
 
-    /// Appends `records`, one batch per run of consecutive records with the same key (so
-    /// each key goes to its own partition), all batches pipelined. Returns one answer per
-    /// batch, in order (`None` for each with `Acks::None`). The first failure is returned
-    /// after every batch was answered; batches before and after it may have been stored.
+    /// Appends `records` with `partition: None`, one batch per distinct key (records without
+    /// a key form one batch too), so each key lands on its own partition; all batches are
+    /// pipelined. Records keep their order within a key; records of different keys may
+    /// interleave. Returns one answer per batch, keys in order of first appearance (`None`
+    /// for each with `Acks::None`): a key's n-th record is at its batch's `base_offset + n`.
+    /// The first failure is returned after every batch was answered; other batches may have
+    /// been stored.
     pub async fn produce_keyed(
         &self,
         topic: &str,
         acks: Acks,
         records: &[Record],
     ) -> Result<Vec<Option<Produced>>, ClientError> {
-        let runs = records.chunk_by(|a, b| a.key == b.key);
-        let calls: Vec<_> = runs
-            .map(|run| self.produce(topic, None, acks, run))
+        let mut index: HashMap<Option<&[u8]>, usize> = HashMap::new();
+        let mut batches: Vec<Vec<Record>> = Vec::new();
+        for r in records {
+            let i = *index.entry(r.key.as_deref()).or_insert_with(|| {
+                batches.push(Vec::new());
+                batches.len() - 1
+            });
+            batches[i].push(r.clone());
+        }
+        let calls: Vec<_> = batches
+            .iter()
+            .map(|batch| self.produce(topic, None, acks, batch))
             .collect();
+        // Polled together: the requests are all in flight at once.
         let mut out = Vec::with_capacity(calls.len());
         let mut first_error = None;
-        // Polled together: the requests are all in flight at once.
-        let results = join_all(calls).await;
-        for r in results {
+        for r in join_all(calls).await {
             match r {
                 Ok(p) => out.push(p),
                 Err(e) => {

@@ -489,18 +489,22 @@ fn too_large_requests_are_refused_locally() {
 }
 
 #[test]
-fn produce_keyed_sends_one_batch_per_key_run() {
+fn produce_keyed_sends_one_batch_per_key() {
     smol::block_on(async {
         let addr = mock(16, |mut m| async move {
             let mut frames = Vec::new();
             for _ in 0..3 {
                 frames.push(m.next().await.unwrap());
             }
+            let mut seen = Vec::new();
             for (i, (h, body)) in frames.iter().enumerate() {
                 let p: ProduceRequest<'_> = decode_request(body).unwrap();
                 assert_eq!(p.partition, None);
-                let keys: Vec<_> = p.records.iter().map(|r| r.unwrap().key).collect();
+                let records: Vec<_> = p.records.iter().map(Result::unwrap).collect();
+                let keys: Vec<_> = records.iter().map(|r| r.key).collect();
                 assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
+                let values: Vec<&[u8]> = records.iter().map(|r| r.value).collect();
+                seen.push((keys[0].map(<[u8]>::to_vec), values.concat()));
                 let ack = ProduceResponse {
                     partition: i as u32,
                     base_offset: 0,
@@ -508,14 +512,23 @@ fn produce_keyed_sends_one_batch_per_key_run() {
                 };
                 m.ok(Kind::Produce, h.request_id, &ack).await;
             }
+            seen.sort();
+            assert_eq!(
+                seen,
+                vec![
+                    (None, b"4".to_vec()),
+                    (Some(b"a".to_vec()), b"13".to_vec()),
+                    (Some(b"b".to_vec()), b"2".to_vec()),
+                ]
+            );
             while m.next().await.is_some() {}
         })
         .await;
         let client = Client::connect(addr.to_string()).await.unwrap();
         let records = [
             record(b"1", Some(b"a"), &[]),
-            record(b"2", Some(b"a"), &[]),
-            record(b"3", Some(b"b"), &[]),
+            record(b"2", Some(b"b"), &[]),
+            record(b"3", Some(b"a"), &[]),
             record(b"4", None, &[]),
         ];
         let answers = client
