@@ -28,7 +28,7 @@ help:
 	@echo "               (board x86_64-dev, storage in ./data)"
 	@echo "  make test    install what the tests need (rustfmt, clippy), then fmt check,"
 	@echo "               clippy -D warnings, all tests"
-	@echo "  make bench   storage benchmark, prints a table (BENCH_ARGS='...' passes options)"
+	@echo "  make bench   storage benchmark and broker benchmark (outpost bench), print tables"
 	@echo "  make fuzz    every fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s (installs cargo-fuzz)"
 	@echo "  make soak    long power-cut simulation, OUTPOST_SOAK_CUTS=$(OUTPOST_SOAK_CUTS) cuts"
 	@echo "  make fmt     format the code"
@@ -54,8 +54,13 @@ test: test-tools
 	$(CARGO) build --lib --no-default-features
 	$(CARGO) clippy --lib --no-default-features -- -D warnings
 
+# Storage alone (durable appends vs the disk's raw limit), then the broker end to end through
+# the protocol (issue 4's workloads: W=1000 unacked, acks=durable, a broker it starts itself).
 bench:
 	$(CARGO) bench --bench storage -- $(BENCH_ARGS)
+	$(CARGO) build --release
+	$(TARGET_DIR)/release/outpost bench --records 1000000 --record-bytes 100 --window 1000 --acks durable
+	$(TARGET_DIR)/release/outpost bench --records 200000 --record-bytes 1024 --window 1000 --acks durable
 
 fuzz:
 	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked || { echo "make: cargo-fuzz is missing and 'cargo install cargo-fuzz --locked' failed" >&2; exit 1; }
