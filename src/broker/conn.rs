@@ -28,7 +28,7 @@ use smol::{Executor, Timer};
 
 use super::Broker;
 use super::cmd::{self, error_frame};
-use super::inflight::Inflight;
+use super::inflight::{Inflight, Permit};
 use crate::protocol::frame::{self, Decoded, FrameError, FrameHeader};
 use crate::protocol::{ErrorCode, HEADER_BYTES, Kind, VERSION};
 use crate::storage::flash::Flash;
@@ -45,7 +45,11 @@ const LINGER: Duration = Duration::from_millis(500);
 
 /// What the writer sends.
 enum Out {
-    Frame(Vec<u8>),
+    /// A response, with the in-flight slot of its request (the read loop's own answers have
+    /// none). The writer frees the slot when it takes the frame, before writing it: the client
+    /// can only see the response after the slot is free, and until then the slot bounds the
+    /// responses waiting for the writer.
+    Frame(Vec<u8>, Option<Permit>),
     /// The last frame: write it, then close.
     Last(Vec<u8>),
 }
@@ -318,7 +322,7 @@ impl<F: Flash + 'static> Reader<F> {
                 },
             }
         };
-        self.tx.send(Out::Frame(answer)).await.is_ok()
+        self.tx.send(Out::Frame(answer, None)).await.is_ok()
     }
 
     /// Starts the request's task; or returns the refusal to send.
@@ -348,13 +352,9 @@ impl<F: Flash + 'static> Reader<F> {
         ex.spawn(async move {
             let answer = cmd::dispatch(&broker, kind, id, &body).await;
             drop(body);
-            // The request is answered once its response exists: free the slot before queueing
-            // it, or a client that sends its next request as soon as it reads this response
-            // can reach the read loop before the slot is free (TOO_MANY_IN_FLIGHT although it
-            // never exceeded the limit). The writer channel stays bounded on its own.
-            drop(permit);
+            // The slot travels with the response and the writer frees it (see `Out::Frame`).
             if let Some(frame) = answer {
-                let _ = tx.send(Out::Frame(frame)).await;
+                let _ = tx.send(Out::Frame(frame, Some(permit))).await;
             }
         })
         .detach();
@@ -387,7 +387,10 @@ async fn write_loop(mut stream: TcpStream, rx: Receiver<Out>, stall: Duration) {
         let mut last = false;
         while let Some(out) = next.take() {
             let frame = match out {
-                Out::Frame(f) => f,
+                Out::Frame(f, permit) => {
+                    drop(permit);
+                    f
+                }
                 Out::Last(f) => {
                     last = true;
                     f

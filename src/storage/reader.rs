@@ -99,11 +99,14 @@ impl<F: Flash> Reader<F> {
         loop {
             let (earliest, next, loc) = {
                 let s = self.shared();
-                (
-                    s.earliest(partition),
-                    s.durable_next(partition),
-                    s.locate(partition, at),
-                )
+                let next = s.durable_next(partition);
+                // A caught-up reader (at == next) needs no index walk.
+                let loc = if at < next {
+                    s.locate(partition, at)
+                } else {
+                    None
+                };
+                (s.earliest(partition), next, loc)
             };
             if out.records.is_empty() && at == from {
                 out.earliest = earliest;

@@ -318,6 +318,16 @@ impl<F: Flash> Ring<F> {
             if !self.head.appendable || end > self.cfg.segment_bytes {
                 self.flush()?;
                 match self.roll() {
+                    Ok(()) if self.checkpoint_bytes() + total > self.cfg.group_bytes_max => {
+                        // The new segment's first group must also hold the checkpoint, which
+                        // can outgrow the validated bound after a limit was lowered.
+                        results.push(Err(AppendError::BatchTooLarge {
+                            batch_bytes: self.checkpoint_bytes() + total,
+                            batch_bytes_max: self.cfg.group_bytes_max,
+                        }));
+                        consumed += 1;
+                        continue;
+                    }
                     Ok(()) => {}
                     Err(RollError::Full) => {
                         full = true;
@@ -350,12 +360,12 @@ impl<F: Flash> Ring<F> {
         let mut shared = self.write_shared();
         shared.stats.syncs += 1;
         for u in &unpublished {
-            if let Some(seg) = shared.segments.iter_mut().find(|s| s.seq == u.seq) {
+            if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == u.seq) {
                 seg.add_batch(u.partition, u.base, u.count, u.pos, u.bytes, interval);
             }
         }
         for (seq, end) in ends {
-            if let Some(seg) = shared.segments.iter_mut().find(|s| s.seq == seq) {
+            if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == seq) {
                 seg.end = seg.end.max(end);
             }
         }
@@ -543,6 +553,18 @@ impl<F: Flash> Ring<F> {
             self.buf[d.at..d.at + BATCH_HEADER_BYTES].copy_from_slice(&h);
         }
         let len = align_up(self.buf.len() as u64, self.cfg.program_unit_bytes) as usize;
+        if self.head.pos + len as u64 > self.cfg.segment_bytes {
+            // Never program past the segment (into the next slot's live data): the checks in
+            // `write_group` rule it out; this is the backstop.
+            let e = FlashError::OutOfBounds {
+                offset: self.head.pos,
+                len: len as u64,
+                capacity_bytes: self.cfg.segment_bytes,
+            };
+            self.buf.clear();
+            self.drafts.clear();
+            return Err(self.poison(e));
+        }
         self.buf.resize(len, ERASED_BYTE);
         let at = self.slot_base(self.head.slot) + self.head.pos;
         if let Err(e) = self.flash.program(at, &self.buf) {
