@@ -5,6 +5,7 @@
 //! - [`config`]: config and board files (TOML through serde), resolved and validated;
 //! - [`protocol`]: the native wire protocol, `no_std` and allocation-free;
 //! - [`broker`]: the TCP server speaking it over the storage: topics, produce, fetch;
+//! - [`forwarder`]: exactly-once forwarding of edge topics to Apache Kafka;
 //! - [`client`]: the async client of that protocol (used by the CLI, the tests and the bench);
 //! - [`cli`]: the `outpost` command line.
 
@@ -19,6 +20,8 @@ pub mod cli;
 pub mod client;
 #[cfg(feature = "std")]
 pub mod config;
+#[cfg(feature = "std")]
+pub mod forwarder;
 pub mod protocol;
 #[cfg(feature = "std")]
 pub mod storage;

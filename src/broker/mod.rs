@@ -38,6 +38,7 @@ mod release;
 pub mod server;
 pub mod topics;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -94,12 +95,31 @@ pub struct Broker<F: Flash> {
     stopping: AtomicBool,
     /// Notified once when shutdown begins: readers stop, long polls return.
     stop: event_listener::Event,
+    /// The ring's identity (cursors upstream name it: docs/FORWARDING.md section 4).
+    ring_id: u64,
+    /// Edge topics the forwarder owns: never released here, only after their upstream
+    /// commit (docs/BROKER.md section 3).
+    forwarded: HashSet<String>,
+    /// The forwarder's state, for STATUS (None: no forwarder configured).
+    forwarding: Option<Arc<crate::forwarder::Status>>,
 }
 
 impl<F: Flash + 'static> Broker<F> {
     /// Loads the topic registry from the opened ring, starts the group-commit log on it and
     /// releases the stored records of every (local) topic for reclaim.
     pub fn start(ring: Ring<F>, config: BrokerConfig) -> Result<Arc<Broker<F>>, StartError> {
+        Broker::start_forwarding(ring, config, HashSet::new(), None)
+    }
+
+    /// [`Broker::start`] for a gateway with a forwarder: the `forwarded` edge topics are left
+    /// unreleased for the forwarder, and STATUS reports `forwarding`.
+    pub fn start_forwarding(
+        ring: Ring<F>,
+        config: BrokerConfig,
+        forwarded: HashSet<String>,
+        forwarding: Option<Arc<crate::forwarder::Status>>,
+    ) -> Result<Arc<Broker<F>>, StartError> {
+        let ring_id = ring.ring_id();
         let ring_config = ring.config().clone();
         let limits = Limits {
             topics_max: config.topics_max,
@@ -118,6 +138,9 @@ impl<F: Flash + 'static> Broker<F> {
             connection_closed: event_listener::Event::new(),
             stopping: AtomicBool::new(false),
             stop: event_listener::Event::new(),
+            ring_id,
+            forwarded,
+            forwarding,
         };
         let released = broker.release_local();
         log::info!(
@@ -144,6 +167,21 @@ impl<F: Flash> Broker<F> {
 
     pub fn ring_config(&self) -> &RingConfig {
         &self.ring
+    }
+
+    /// The identity of the ring (fresh at every format).
+    pub fn ring_id(&self) -> u64 {
+        self.ring_id
+    }
+
+    /// Whether the forwarder owns an edge topic's release.
+    pub fn is_forwarded(&self, topic: &str) -> bool {
+        self.forwarded.contains(topic)
+    }
+
+    /// The forwarder's status, if one runs.
+    pub fn forwarding(&self) -> Option<&Arc<crate::forwarder::Status>> {
+        self.forwarding.as_ref()
     }
 
     /// Milliseconds since the broker started.
@@ -190,6 +228,9 @@ impl<F: Flash> Broker<F> {
             return 0;
         }
         for topic in self.topics.list() {
+            if self.forwarded.contains(topic.name()) {
+                continue;
+            }
             for p in 0..topic.partitions() {
                 if topic.is_released(p) {
                     continue;

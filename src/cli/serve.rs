@@ -5,6 +5,7 @@
 //! exits 0.
 
 use std::io::Write as _;
+use std::sync::Arc;
 
 use clap::Args as ClapArgs;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -14,6 +15,7 @@ use super::common::{self, StorageArgs};
 use super::{CliError, EXIT_OK};
 use crate::broker::{Broker, server};
 use crate::config::Settings;
+use crate::forwarder;
 use crate::storage::flash::FileFlash;
 use crate::storage::{RecoveryReport, Ring};
 
@@ -45,10 +47,40 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         settings.listen_addr,
     );
     let ring = open_ring(&settings)?;
-    let broker = Broker::start(ring, settings.broker.clone()).map_err(|e| CliError::Io {
-        what: "cannot start the broker".into(),
-        source: std::io::Error::other(e),
-    })?;
+    let forwarding = settings
+        .forwarder
+        .as_ref()
+        .map(|_| Arc::new(forwarder::Status::default()));
+    let forwarded = settings
+        .forwarder
+        .iter()
+        .flat_map(|f| f.routes.iter().map(|r| r.edge_topic.clone()))
+        .collect();
+    let broker =
+        Broker::start_forwarding(ring, settings.broker.clone(), forwarded, forwarding.clone())
+            .map_err(|e| CliError::Io {
+                what: "cannot start the broker".into(),
+                source: std::io::Error::other(e),
+            })?;
+    // The forwarder thread is not joined at shutdown: it may be blocked in a Kafka request
+    // for up to request_timeout_ms, and whatever it leaves open upstream is settled by the
+    // next start's InitProducerId (docs/FORWARDING.md section 6).
+    if let (Some(cfg), Some(status)) = (settings.forwarder.clone(), forwarding) {
+        log::info!(
+            "forwarder: to {} as gateway {:?}, transactional id {:?}, {} route(s)",
+            cfg.bootstrap_servers.join(","),
+            cfg.gateway_id,
+            cfg.transactional_id,
+            cfg.routes.len()
+        );
+        if let Err(source) = forwarder::spawn(broker.clone(), cfg, status) {
+            broker.close();
+            return Err(CliError::Io {
+                what: "cannot start the forwarder thread".into(),
+                source,
+            });
+        }
+    }
     log::info!(
         "outpost serving storage in {} (ring {} bytes, {} segments)",
         settings.data_dir.display(),

@@ -27,6 +27,42 @@ pub(crate) struct ConfigFile {
     pub broker: BrokerSection,
     #[serde(default)]
     pub log: LogSection,
+    /// Optional: without it nothing is forwarded (every topic is local).
+    pub forwarder: Option<ForwarderSection>,
+}
+
+/// `[forwarder]` and its `[[forwarder.route]]` tables (docs/FORWARDING.md).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForwarderSection {
+    pub bootstrap_servers: Vec<String>,
+    pub gateway_id: String,
+    pub transactional_id: Option<String>,
+    pub cursor_topic: Option<String>,
+    pub batch_bytes_max: Option<ByteSize>,
+    pub linger_ms: Option<u64>,
+    pub retry_ms_min: Option<u64>,
+    pub retry_ms_max: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub transaction_timeout_ms: Option<u64>,
+    pub response_bytes_max: Option<ByteSize>,
+    #[serde(default)]
+    pub route: Vec<RouteSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteSection {
+    pub edge_topic: String,
+    pub upstream_topic: String,
+    pub partitioning: PartitioningName,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum PartitioningName {
+    Same,
+    KeyHash,
 }
 
 /// `[storage]`: the ring's policies and limits. All sizes accept a `ByteSize`.

@@ -30,6 +30,7 @@ pub use broker::{
 pub use bytesize::{ACCEPTED_UNITS, ByteSize, ByteSizeError};
 pub use error::ConfigFileError;
 
+use crate::forwarder::{ForwarderConfig, Partitioning, Route};
 use crate::storage::{ConfigError, RingConfig};
 use file::ConfigFile;
 
@@ -75,6 +76,8 @@ pub struct Settings {
     pub log_level: log::LevelFilter,
     /// Where the config came from: [`EMBEDDED_CONFIG_LABEL`] or the path read.
     pub config_source: String,
+    /// `[forwarder]`, validated; `None` when the file has no such table.
+    pub forwarder: Option<ForwarderConfig>,
 }
 
 /// Loads the config file named by `overrides.config` (or the embedded default), its board,
@@ -165,6 +168,10 @@ pub fn parse_config(
     }
 
     let broker = resolve_broker(label, &file.broker, &ring)?;
+    let forwarder = match &file.forwarder {
+        None => None,
+        Some(f) => Some(resolve_forwarder(label, f)?),
+    };
 
     Ok(Settings {
         board,
@@ -175,7 +182,61 @@ pub fn parse_config(
         broker,
         log_level: file.log.level.into(),
         config_source: label.to_owned(),
+        forwarder,
     })
+}
+
+/// `[forwarder]` with its defaults filled in, validated.
+fn resolve_forwarder(
+    label: &str,
+    f: &file::ForwarderSection,
+) -> Result<ForwarderConfig, ConfigFileError> {
+    use crate::forwarder::config as d;
+    let cfg = ForwarderConfig {
+        bootstrap_servers: f.bootstrap_servers.clone(),
+        gateway_id: f.gateway_id.clone(),
+        transactional_id: f
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("outpost-{}", f.gateway_id)),
+        cursor_topic: f
+            .cursor_topic
+            .clone()
+            .unwrap_or_else(|| d::CURSOR_TOPIC_DEFAULT.to_owned()),
+        routes: f
+            .route
+            .iter()
+            .map(|r| Route {
+                edge_topic: r.edge_topic.clone(),
+                upstream_topic: r.upstream_topic.clone(),
+                partitioning: match r.partitioning {
+                    file::PartitioningName::Same => Partitioning::Same,
+                    file::PartitioningName::KeyHash => Partitioning::KeyHash,
+                },
+            })
+            .collect(),
+        batch_bytes_max: f
+            .batch_bytes_max
+            .map_or(d::BATCH_BYTES_MAX_DEFAULT, u64::from),
+        linger_ms: f.linger_ms.unwrap_or(d::LINGER_MS_DEFAULT),
+        retry_ms_min: f.retry_ms_min.unwrap_or(d::RETRY_MS_MIN_DEFAULT),
+        retry_ms_max: f.retry_ms_max.unwrap_or(d::RETRY_MS_MAX_DEFAULT),
+        request_timeout_ms: f
+            .request_timeout_ms
+            .unwrap_or(d::REQUEST_TIMEOUT_MS_DEFAULT),
+        transaction_timeout_ms: f
+            .transaction_timeout_ms
+            .unwrap_or(d::TRANSACTION_TIMEOUT_MS_DEFAULT),
+        response_bytes_max: f
+            .response_bytes_max
+            .map_or(d::RESPONSE_BYTES_MAX_DEFAULT, u64::from),
+    };
+    cfg.validate().map_err(|e| ConfigFileError::Invalid {
+        file: label.to_owned(),
+        key: format!("forwarder.{}", e.key),
+        reason: e.reason,
+    })?;
+    Ok(cfg)
 }
 
 /// The embedded boards' names, for messages.

@@ -45,6 +45,11 @@ async fn produce<F: Flash>(ctx: &Ctx<'_, F>, req: &ProduceRequest<'_>) -> Outcom
         r.headers
             .validate()
             .map_err(|e| bad(&format!("record {i} headers"), e))?;
+        // Every topic may be forwarded one day, and a Kafka record keeps one value per
+        // header name here: docs/FORWARDING.md section 3.
+        let names: Vec<&str> = r.headers.iter().flatten().map(|h| h.name).collect();
+        crate::forwarder::origin::check_headers(&names)
+            .map_err(|m| Failure::new(ErrorCode::InvalidRecord, format_args!("record {i}: {m}")))?;
         if i == 0 {
             first_key = r.key;
         }

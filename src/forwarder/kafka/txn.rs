@@ -1,0 +1,342 @@
+//! The transactional producer: fence (InitProducerId), then per transaction
+//! AddPartitionsToTxn, Produce, EndTxn (docs/FORWARDING.md section 5). It never retries a
+//! Produce or an EndTxn: any failure ends the session and the caller starts a new one, whose
+//! InitProducerId settles whatever this one left open.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProduceRequest, ProducerId,
+    TopicName, TransactionalId,
+    add_partitions_to_txn_request::AddPartitionsToTxnTopic,
+    produce_request::{PartitionProduceData, TopicProduceData},
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
+
+use super::cluster::{Cluster, retriable, version};
+use super::error::{KafkaCode, KafkaError};
+
+/// How long to wait between "try again" answers from the coordinator.
+const SETTLE_MS: u64 = 50;
+
+/// An upstream partition.
+pub type Tp = (String, i32);
+
+pub struct TxnProducer {
+    transactional_id: String,
+    producer_id: i64,
+    epoch: i16,
+    coordinator: i32,
+    /// Next sequence number per upstream partition, for this producer epoch.
+    sequences: HashMap<Tp, i32>,
+    /// Partitions added to the open transaction.
+    added: BTreeSet<Tp>,
+    request_timeout_ms: i32,
+}
+
+fn name(t: &str) -> TopicName {
+    TopicName(StrBytes::from_string(t.to_owned()))
+}
+
+fn txn_id(t: &str) -> TransactionalId {
+    TransactionalId(StrBytes::from_string(t.to_owned()))
+}
+
+impl TxnProducer {
+    /// Finds the coordinator and calls InitProducerId, retrying "try again" answers until
+    /// `deadline`. On return every older incarnation is fenced and its last transaction is
+    /// complete (committed or aborted).
+    pub fn init(
+        cluster: &mut Cluster,
+        transactional_id: &str,
+        transaction_timeout_ms: u64,
+        request_timeout: Duration,
+        deadline: Instant,
+    ) -> Result<TxnProducer, KafkaError> {
+        let timeout_ms = i32::try_from(transaction_timeout_ms).unwrap_or(i32::MAX);
+        loop {
+            let last = match cluster.find_coordinator(transactional_id)? {
+                None => "FindCoordinator: coordinator not available".to_owned(),
+                Some(node) => {
+                    let req = InitProducerIdRequest::default()
+                        .with_transactional_id(Some(txn_id(transactional_id)))
+                        .with_transaction_timeout_ms(timeout_ms)
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1);
+                    let resp = match cluster.conn(node)?.call(
+                        "InitProducerId",
+                        &req,
+                        version::INIT_PRODUCER_ID,
+                    ) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            cluster.forget(node);
+                            return Err(e);
+                        }
+                    };
+                    let code = KafkaCode(resp.error_code);
+                    if code.0 == 0 {
+                        return Ok(TxnProducer {
+                            transactional_id: transactional_id.to_owned(),
+                            producer_id: resp.producer_id.0,
+                            epoch: resp.producer_epoch,
+                            coordinator: node,
+                            sequences: HashMap::new(),
+                            added: BTreeSet::new(),
+                            request_timeout_ms: i32::try_from(request_timeout.as_millis())
+                                .unwrap_or(i32::MAX),
+                        });
+                    }
+                    if !retriable(code) {
+                        return Err(KafkaError::Api {
+                            api: "InitProducerId",
+                            what: format!("for transactional id {transactional_id:?}"),
+                            code,
+                            message: None,
+                        });
+                    }
+                    format!("InitProducerId: {code}")
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(KafkaError::GaveUp {
+                    api: "InitProducerId",
+                    detail: last,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(SETTLE_MS));
+        }
+    }
+
+    pub fn producer_id(&self) -> i64 {
+        self.producer_id
+    }
+
+    pub fn epoch(&self) -> i16 {
+        self.epoch
+    }
+
+    /// Adds partitions to the open transaction (starting it if none is open). Retries while
+    /// the coordinator is still completing the previous transaction.
+    pub fn add_partitions(
+        &mut self,
+        cluster: &mut Cluster,
+        parts: &BTreeSet<Tp>,
+        deadline: Instant,
+    ) -> Result<(), KafkaError> {
+        let new: Vec<&Tp> = parts.iter().filter(|p| !self.added.contains(*p)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in &new {
+            by_topic.entry(t.as_str()).or_default().push(*p);
+        }
+        let topics: Vec<AddPartitionsToTxnTopic> = by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                AddPartitionsToTxnTopic::default()
+                    .with_name(name(t))
+                    .with_partitions(ps)
+            })
+            .collect();
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(txn_id(&self.transactional_id))
+            .with_v3_and_below_producer_id(ProducerId(self.producer_id))
+            .with_v3_and_below_producer_epoch(self.epoch)
+            .with_v3_and_below_topics(topics);
+        loop {
+            let resp = self.call_coordinator(cluster, "AddPartitionsToTxn", |c| {
+                c.call("AddPartitionsToTxn", &req, version::ADD_PARTITIONS_TO_TXN)
+            })?;
+            let mut again = None;
+            let mut top = KafkaCode(resp.error_code);
+            for t in &resp.results_by_topic_v3_and_below {
+                for p in &t.results_by_partition {
+                    let code = KafkaCode(p.partition_error_code);
+                    if code.0 == 0 {
+                        continue;
+                    }
+                    // OPERATION_NOT_ATTEMPTED only says another partition failed.
+                    if code.error() == Some(kafka_protocol::ResponseError::OperationNotAttempted) {
+                        continue;
+                    }
+                    if retriable(code) {
+                        again = Some(format!(
+                            "{}/{}: {code}",
+                            t.name.0.as_str(),
+                            p.partition_index
+                        ));
+                    } else if top.0 == 0 {
+                        top = code;
+                    }
+                }
+            }
+            if top.0 != 0 {
+                return Err(KafkaError::Api {
+                    api: "AddPartitionsToTxn",
+                    what: format!("producer {} epoch {}", self.producer_id, self.epoch),
+                    code: top,
+                    message: None,
+                });
+            }
+            match again {
+                None => break,
+                Some(why) => {
+                    if Instant::now() >= deadline {
+                        return Err(KafkaError::GaveUp {
+                            api: "AddPartitionsToTxn",
+                            detail: why,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(SETTLE_MS / 5));
+                }
+            }
+        }
+        for p in new {
+            self.added.insert(p.clone());
+        }
+        Ok(())
+    }
+
+    /// Sends one transactional batch per upstream partition (records in order), one request
+    /// per partition leader. Every partition must have been added first.
+    pub fn produce(
+        &mut self,
+        cluster: &mut Cluster,
+        batches: BTreeMap<Tp, Vec<Record>>,
+    ) -> Result<(), KafkaError> {
+        let mut by_leader: BTreeMap<i32, Vec<(Tp, Vec<Record>)>> = BTreeMap::new();
+        for (tp, recs) in batches {
+            if recs.is_empty() {
+                continue;
+            }
+            let leader = cluster.leader(&tp.0, tp.1)?;
+            by_leader.entry(leader).or_default().push((tp, recs));
+        }
+        for (leader, parts) in by_leader {
+            let mut topics: BTreeMap<String, Vec<PartitionProduceData>> = BTreeMap::new();
+            let mut advanced = Vec::with_capacity(parts.len());
+            for ((topic, partition), mut recs) in parts {
+                let seq = *self
+                    .sequences
+                    .get(&(topic.clone(), partition))
+                    .unwrap_or(&0);
+                let n = i32::try_from(recs.len()).map_err(|_| KafkaError::Encode {
+                    api: "Produce",
+                    detail: "too many records in one batch".into(),
+                })?;
+                for (i, r) in (0i32..).zip(recs.iter_mut()) {
+                    r.transactional = true;
+                    r.producer_id = self.producer_id;
+                    r.producer_epoch = self.epoch;
+                    r.offset = i64::from(i);
+                    r.sequence = seq.wrapping_add(i);
+                }
+                let mut buf = BytesMut::new();
+                RecordBatchEncoder::encode(
+                    &mut buf,
+                    recs.iter(),
+                    &RecordEncodeOptions {
+                        version: 2,
+                        compression: Compression::None,
+                    },
+                )
+                .map_err(|e| KafkaError::Encode {
+                    api: "Produce",
+                    detail: format!("{e:#}"),
+                })?;
+                topics.entry(topic.clone()).or_default().push(
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(buf.freeze())),
+                );
+                // Sequences wrap at i32::MAX as Kafka's do.
+                advanced.push(((topic, partition), seq.wrapping_add(n) & i32::MAX));
+            }
+            let req = ProduceRequest::default()
+                .with_transactional_id(Some(txn_id(&self.transactional_id)))
+                .with_acks(-1)
+                .with_timeout_ms(self.request_timeout_ms)
+                .with_topic_data(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            TopicProduceData::default()
+                                .with_name(name(&t))
+                                .with_partition_data(ps)
+                        })
+                        .collect(),
+                );
+            let resp = match cluster
+                .conn(leader)?
+                .call("Produce", &req, version::PRODUCE)
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    cluster.forget(leader);
+                    return Err(e);
+                }
+            };
+            for t in &resp.responses {
+                for p in &t.partition_responses {
+                    if p.error_code != 0 {
+                        return Err(KafkaError::Api {
+                            api: "Produce",
+                            what: format!("to {}/{}", t.name.0.as_str(), p.index),
+                            code: KafkaCode(p.error_code),
+                            message: p.error_message.as_ref().map(|m| m.to_string()),
+                        });
+                    }
+                }
+            }
+            for (tp, next) in advanced {
+                self.sequences.insert(tp, next);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction. `Ok` means the coordinator decided commit: the records
+    /// and cursors are (or will be, once the markers land) in the read_committed view.
+    pub fn commit(&mut self, cluster: &mut Cluster) -> Result<(), KafkaError> {
+        if self.added.is_empty() {
+            return Ok(());
+        }
+        let req = EndTxnRequest::default()
+            .with_transactional_id(txn_id(&self.transactional_id))
+            .with_producer_id(ProducerId(self.producer_id))
+            .with_producer_epoch(self.epoch)
+            .with_committed(true);
+        let resp = self.call_coordinator(cluster, "EndTxn", |c| {
+            c.call("EndTxn", &req, version::END_TXN)
+        })?;
+        if resp.error_code != 0 {
+            return Err(KafkaError::Api {
+                api: "EndTxn",
+                what: format!("commit, producer {} epoch {}", self.producer_id, self.epoch),
+                code: KafkaCode(resp.error_code),
+                message: None,
+            });
+        }
+        self.added.clear();
+        Ok(())
+    }
+
+    fn call_coordinator<T>(
+        &self,
+        cluster: &mut Cluster,
+        _api: &'static str,
+        f: impl FnOnce(&mut super::conn::Conn) -> Result<T, KafkaError>,
+    ) -> Result<T, KafkaError> {
+        let node = self.coordinator;
+        let r = f(cluster.conn(node)?);
+        if r.is_err() {
+            cluster.forget(node);
+        }
+        r
+    }
+}
