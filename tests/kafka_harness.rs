@@ -70,8 +70,11 @@ fn kafka_behind_proxy_transactions_faults_restart() {
     let t0 = Instant::now();
     let (mut k, proxy) = Kafka::start_behind_proxy("harness");
     eprintln!(
-        "kafka harness: start (format + ready + txn warm-up) {:?}",
-        k.start_time
+        "kafka harness: start {:?} (format {:?}, ready {:?}, txn warm-up {:?})",
+        k.start_time,
+        k.format_time,
+        k.start_time - k.format_time - k.warm_time,
+        k.warm_time
     );
 
     // Clients bootstrapping through the proxy are told to stay behind it; direct ones not.

@@ -13,6 +13,7 @@
 //! Missing any of them is a loud panic ("run `make kafka`"), never a skip.
 //!
 //! Optional: `OUTPOST_KAFKA_JVM_OPTS` replaces the JVM flags (default [`JVM_OPTS_FAST`]);
+//! `OUTPOST_KAFKA_NO_CDS=1` ignores the cache's class-data-sharing archive (`kafka.jsa`);
 //! `OUTPOST_KAFKA_KEEP=1` keeps the temp directory after drop (it is always kept, and its
 //! path printed, when the test is panicking).
 //!
@@ -80,9 +81,8 @@ pub const CLIENT_TIMEOUT_S: u32 = 60;
 /// JVM flags for tests: the fastest start measured on 2 cores (C1 only, serial GC, small
 /// heap). Throughput suffers (C1 code): benches want [`JVM_OPTS_BENCH`].
 pub const JVM_OPTS_FAST: &str =
-    "-Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData -Xshare:auto";
-/// JVM flags for benches: full JIT, parallel-free G1 default replaced by the serial
-/// collector (2 cores), same heap cap.
+    "-Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData";
+/// JVM flags for benches: full JIT (C2), the serial collector (2 cores), same heap cap.
 pub const JVM_OPTS_BENCH: &str = "-Xms256m -Xmx512m -XX:+UseSerialGC -XX:-UsePerfData";
 
 /// One record read back (or produced). Null header values read as empty.
@@ -156,8 +156,13 @@ pub struct Kafka {
     edge: Option<(u16, u16)>,
     child: Option<Child>,
     watchdog: Option<Child>,
-    /// How long the last start took (format included for the first one).
+    /// How long the last start took: format (first start only), JVM start until "Kafka
+    /// Server started", and the transaction warm-up (first start only).
     pub start_time: Duration,
+    /// The part of `start_time` spent in StorageTool format.
+    pub format_time: Duration,
+    /// The part of `start_time` spent in the transaction warm-up.
+    pub warm_time: Duration,
 }
 
 impl Kafka {
@@ -212,10 +217,14 @@ impl Kafka {
             child: None,
             watchdog: None,
             start_time: Duration::ZERO,
+            format_time: Duration::ZERO,
+            warm_time: Duration::ZERO,
         };
         k.write_properties(&opts.properties);
         k.format();
+        k.format_time = t0.elapsed();
         k.spawn_and_wait();
+        let t_warm = Instant::now();
         if opts.warm_transactions {
             k.py(
                 &[
@@ -228,6 +237,7 @@ impl Kafka {
                 None,
             );
         }
+        k.warm_time = t_warm.elapsed();
         k.start_time = t0.elapsed();
         k
     }
@@ -410,6 +420,8 @@ impl Kafka {
         let t0 = Instant::now();
         self.spawn_and_wait();
         self.start_time = t0.elapsed();
+        self.format_time = Duration::ZERO;
+        self.warm_time = Duration::ZERO;
     }
 
     /// The last 60 lines of server.log (and of the JVM's stdout/stderr if it wrote any).
@@ -483,6 +495,12 @@ log.cleaner.dedupe.buffer.size=16777216
 
     fn java_cmd(&self) -> Command {
         let mut cmd = Command::new(&self.java);
+        let jsa = self.home.join("kafka.jsa");
+        if jsa.is_file() && std::env::var_os("OUTPOST_KAFKA_NO_CDS").is_none() {
+            // Class data sharing (made by `make kafka`); ignored by a JVM it does not fit.
+            cmd.arg(format!("-XX:SharedArchiveFile={}", jsa.display()))
+                .arg("-Xshare:auto");
+        }
         cmd.args(&self.jvm_opts)
             .arg("-Djava.awt.headless=true")
             .arg(format!(
@@ -664,7 +682,8 @@ pub fn kafka_home() -> PathBuf {
             cache.join(format!("kafka-{KAFKA_VERSION}"))
         }
     };
-    let ok = home.join("log4j2.xml").is_file()
+    let ok = home.join(".stamp").is_file()
+        && home.join("log4j2.xml").is_file()
         && std::fs::read_dir(home.join("libs")).is_ok_and(|mut d| {
             d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("kafka_2.13-")))
         });

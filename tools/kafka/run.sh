@@ -10,7 +10,8 @@
 #   tools/kafka/run.sh stop DIR    SIGTERM, wait (SIGKILL after 30 s)
 #
 # Environment: OUTPOST_KAFKA_HOME (default $HOME/.cache/outpost/kafka-4.1.1),
-# KAFKA_JVM_OPTS (default: full JIT, serial GC, 512 MiB heap: throughput, not start time).
+# KAFKA_JVM_OPTS (default: full JIT, serial GC, 512 MiB heap: throughput, not start time);
+# the cache's class-data-sharing archive (kafka.jsa) is used unless OUTPOST_KAFKA_NO_CDS=1.
 set -euo pipefail
 
 cmd=${1:?usage: run.sh start|fg|stop DIR}
@@ -75,7 +76,11 @@ P
 fi
 port=$(cat "$dir/port")
 # shellcheck disable=SC2206
-jopts=($jvm_opts -Djava.awt.headless=true "-Dlog4j2.configurationFile=$home/log4j2.xml" "-Dkafka.logs.dir=$dir/logs")
+cds=()
+if [[ -z "${OUTPOST_KAFKA_NO_CDS:-}" && -f "$home/kafka.jsa" ]]; then
+	cds=("-XX:SharedArchiveFile=$home/kafka.jsa" -Xshare:auto)
+fi
+jopts=("${cds[@]}" $jvm_opts -Djava.awt.headless=true "-Dlog4j2.configurationFile=$home/log4j2.xml" "-Dkafka.logs.dir=$dir/logs")
 if [[ ! -f "$dir/data/meta.properties" ]]; then
 	java "${jopts[@]}" -cp "$home/libs/*" kafka.tools.StorageTool format \
 		--cluster-id "$(java -cp "$home/libs/*" kafka.tools.StorageTool random-uuid)" \
