@@ -1,0 +1,145 @@
+//! The forwarder against a real Apache Kafka (issue 6's proof, first part), one Kafka for
+//! three scenarios run one after the other, each with its own topics and gateway id:
+//! - round trip: 10,000 records produced on the edge with the uplink up all land upstream,
+//!   in order per partition, with their content and origin headers, read by librdkafka
+//!   with read_committed; the cursor topic matches the edge;
+//! - outage: produced while the proxy refuses connections (nothing lands, the ring keeps
+//!   it), then restored: everything drains once, in order, while new records keep being
+//!   accepted;
+//! - upstream restart mid-drain: the Kafka process is stopped and started again while a
+//!   backlog drains.
+
+mod support;
+
+#[path = "support/kafka.rs"]
+mod kafka;
+
+#[path = "support/forward.rs"]
+mod forward;
+
+use std::time::Duration;
+
+use forward::{Counts, Edge, check, cursors, produce_numbered, wait_upstream};
+use kafka::{Fault, Kafka};
+
+const DRAIN: Duration = Duration::from_secs(120);
+
+fn assert_exact(c: Counts, what: &str) {
+    println!(
+        "{what}: lost {}, duplicated {}, reordered {}, altered {}",
+        c.lost, c.duplicated, c.reordered, c.altered
+    );
+    assert_eq!(c, Counts::default(), "{what}");
+}
+
+#[test]
+fn round_trip_outage_and_upstream_restart() {
+    let (mut k, proxy) = Kafka::start_behind_proxy("forward");
+    k.create_topic("cursors", 3, true);
+
+    // --- Round trip: 10,000 records over 3 partitions, uplink up. ---
+    k.create_topic("rt-up", 3, false);
+    let mut edge = Edge::new(
+        "fwd-rt",
+        &k.edge_bootstrap(),
+        "gw-rt",
+        &[("rt", "rt-up", "same")],
+        ("256 KiB", "16 MiB"),
+        &[],
+        &[],
+    );
+    edge.start();
+    let c = edge.client();
+    smol::block_on(c.create_topic("rt", 3)).unwrap();
+    let ends = [4000u64, 3500, 2500];
+    for (p, &n) in ends.iter().enumerate() {
+        produce_numbered(&c, "rt", p as u32, 0, n, 250).unwrap();
+    }
+    let up = wait_upstream(&k, "rt-up", 10_000, DRAIN, &edge);
+    assert_eq!(up.len(), 10_000, "nothing more than the edge records");
+    assert_exact(check(&up, "gw-rt", "rt", &ends), "round trip");
+    let cur = cursors(&k, "cursors", "gw-rt");
+    for (p, &n) in ends.iter().enumerate() {
+        let (_, next) = cur[&format!("gw-rt/rt/{p}")];
+        assert_eq!(next, n, "cursor of partition {p} names the edge end");
+    }
+    let ring_ids: std::collections::BTreeSet<u64> = cur.values().map(|v| v.0).collect();
+    assert_eq!(ring_ids.len(), 1, "one ring");
+    drop(c);
+    edge.kill();
+
+    // --- Outage: produce while the uplink refuses, then restore and drain. ---
+    k.create_topic("out-up", 2, false);
+    let mut edge = Edge::new(
+        "fwd-outage",
+        &k.edge_bootstrap(),
+        "gw-out",
+        &[("out", "out-up", "same")],
+        ("256 KiB", "16 MiB"),
+        &[],
+        &[],
+    );
+    proxy.set(Fault::Refuse);
+    edge.start();
+    let c = edge.client();
+    smol::block_on(c.create_topic("out", 2)).unwrap();
+    produce_numbered(&c, "out", 0, 0, 3000, 200).unwrap();
+    produce_numbered(&c, "out", 1, 0, 2000, 200).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        k.consume_all("out-up", false).is_empty(),
+        "nothing crosses a refusing uplink"
+    );
+    assert!(proxy.connections_refused() > 0, "the forwarder kept trying");
+    proxy.set(Fault::Pass);
+    // New publishes are accepted while the backlog drains.
+    produce_numbered(&c, "out", 0, 3000, 1000, 100).unwrap();
+    produce_numbered(&c, "out", 1, 2000, 1000, 100).unwrap();
+    let up = wait_upstream(&k, "out-up", 7000, DRAIN, &edge);
+    assert_exact(check(&up, "gw-out", "out", &[4000, 3000]), "outage");
+    drop(c);
+    edge.kill();
+
+    // --- Upstream restart in the middle of a drain. ---
+    k.create_topic("rs-up", 1, false);
+    let mut edge = Edge::new(
+        "fwd-restart",
+        &k.edge_bootstrap(),
+        "gw-rs",
+        &[("rs", "rs-up", "same")],
+        ("256 KiB", "32 MiB"),
+        &[],
+        // Small transactions: the drain takes many, so the restart lands inside it.
+        &["batch_bytes_max = \"8 KiB\""],
+    );
+    proxy.set(Fault::Refuse);
+    edge.start();
+    let c = edge.client();
+    smol::block_on(c.create_topic("rs", 1)).unwrap();
+    produce_numbered(&c, "rs", 0, 0, 20_000, 500).unwrap();
+    proxy.set(Fault::Pass);
+    // Wait until the drain is under way, then restart Kafka.
+    let deadline = std::time::Instant::now() + DRAIN;
+    loop {
+        let n = k.consume_all("rs-up", true).len();
+        if n > 0 {
+            println!("upstream restart after {n} of 20000 records drained");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drain never started:\n{}",
+            edge.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    k.stop();
+    produce_numbered(&c, "rs", 0, 20_000, 1000, 500).unwrap();
+    k.start_again();
+    let up = wait_upstream(&k, "rs-up", 21_000, DRAIN, &edge);
+    assert_exact(check(&up, "gw-rs", "rs", &[21_000]), "upstream restart");
+    let cur = cursors(&k, "cursors", "gw-rs");
+    assert_eq!(cur["gw-rs/rs/0"].1, 21_000);
+    drop(c);
+    edge.kill();
+}
