@@ -100,7 +100,7 @@ impl Edge {
 pub fn numbered(topic: &str, partition: u32, i: u64) -> Record {
     Record {
         timestamp_ms: 1_700_000_000_000 + i as i64,
-        key: (i % 2 == 0).then(|| format!("k{}", i % 97).into_bytes()),
+        key: i.is_multiple_of(2).then(|| format!("k{}", i % 97).into_bytes()),
         value: format!("{topic}/{partition}/{i}").into_bytes(),
         headers: vec![("n".to_owned(), i.to_string().into_bytes())],
     }
