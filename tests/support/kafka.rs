@@ -715,12 +715,42 @@ fn java_bin() -> PathBuf {
     }
 }
 
-/// `N` distinct free loopback ports (bound together, then released).
+/// `N` distinct free loopback ports, from below the kernel's ephemeral range, so that no
+/// outgoing connection (nor anyone's bind to port 0) takes one between its release here and
+/// Kafka's bind, or while Kafka is stopped between `stop` and `start_again`. A port is never
+/// handed out twice in one test process. Falls back to port 0 picks if that range is busy.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (low.saturating_sub(16384).max(10000), low);
+    let mut given = GIVEN.lock().unwrap();
+    let mut held: Vec<TcpListener> = Vec::new();
+    let mut attempts = 0u64;
+    while held.len() < N {
+        attempts += 1;
+        let l = if from < to && attempts < 1000 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(attempts);
+            let port = from + (h.finish() % u64::from(to - from)) as u16;
+            if given.contains(&port) {
+                continue;
+            }
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => l,
+                Err(_) => continue,
+            }
+        } else {
+            TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
+        };
+        given.push(l.local_addr().unwrap().port());
+        held.push(l);
+    }
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 fn unique_dir(name: &str) -> PathBuf {
