@@ -38,6 +38,8 @@ TXN_BENCH_RECORDS ?= 1000000
 TXN_BENCH_RECORD_BYTES ?= 100
 TXN_BENCH_TXN_RECORDS ?= 10000
 TXN_BENCH_PARTITIONS ?= 1
+# Records sent (committed, untimed) before the timed run: a fresh broker's JIT warms up.
+TXN_BENCH_WARMUP ?= 100000
 
 .PHONY: help run test test-tools bench fuzz soak fmt clean kafka venv kafka-bench
 
@@ -101,7 +103,8 @@ kafka-bench: kafka venv
 	bs=$$(tools/kafka/run.sh start "$$dir"); \
 	"$(OUTPOST_PYTHON)" tools/py/kafka_tool.py create-topic --bootstrap "$$bs" --topic txn-bench --partitions $(TXN_BENCH_PARTITIONS) >/dev/null; \
 	"$(OUTPOST_PYTHON)" tools/py/txn_bench.py --bootstrap "$$bs" --topic txn-bench \
-		--records $(TXN_BENCH_RECORDS) --record-bytes $(TXN_BENCH_RECORD_BYTES) --txn-records $(TXN_BENCH_TXN_RECORDS)
+		--records $(TXN_BENCH_RECORDS) --record-bytes $(TXN_BENCH_RECORD_BYTES) --txn-records $(TXN_BENCH_TXN_RECORDS) \
+		--warmup-records $(TXN_BENCH_WARMUP)
 
 fuzz:
 	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked || { echo "make: cargo-fuzz is missing and 'cargo install cargo-fuzz --locked' failed" >&2; exit 1; }

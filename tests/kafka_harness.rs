@@ -290,6 +290,13 @@ fn kafka_behind_proxy_transactions_faults_restart() {
     assert_eq!(after.len(), 1);
     assert_eq!(k.consume_all("h-data", true).len(), expected.len() + 1);
     assert!(k.log_tail().contains("Kafka Server started"));
+
+    // The bench reference runs (a tiny one here).
+    k.create_topic("h-bench", 1, false);
+    let b = k.txn_bench("h-bench", 2000, 100, 500, 0);
+    assert_eq!((b.records, b.record_bytes), (2000, 100));
+    assert!(b.records_per_s > 0.0 && b.mb_per_s > 0.0, "{}", b.line);
+    assert_eq!(k.consume_all("h-bench", true).len(), 2000);
     eprintln!("kafka harness: whole test {:?}", t0.elapsed());
 }
 

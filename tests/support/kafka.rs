@@ -45,7 +45,10 @@
 //!   `advertised_brokers(bootstrap) -> Vec<(i32, String, u16)>`,
 //!   `produce(bootstrap, topic, &[KRecord], Txn) -> Vec<KRecord>` (as stored: partition,
 //!   offset, timestamp), `stop()` (SIGTERM, SIGKILL after 30 s), `kill()` (SIGKILL),
-//!   `start_again()`, `is_running()`, `log_tail()`, `dir()`.
+//!   `start_again()`, `is_running()`, `log_tail()`, `dir()`,
+//!   `txn_bench(topic, records, record_bytes, txn_records, warmup_records) -> TxnBench`
+//!   (confluent-kafka's transactional producer: the forwarder bench's reference; start the
+//!   broker with `jvm_opts: Some(JVM_OPTS_BENCH.into())` for benches).
 //! - Drop kills the JVM (SIGKILL: the data is thrown away anyway) and removes the directory.
 //!
 //! Start: StorageTool format --standalone, then kafka.Kafka; ready at "Kafka Server started"
@@ -109,6 +112,18 @@ impl KRecord {
     pub fn header_str(&self, name: &str) -> Option<&str> {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
     }
+}
+
+/// What [`Kafka::txn_bench`] measured (`line` is txn_bench.py's own output line).
+#[derive(Clone, Debug)]
+pub struct TxnBench {
+    pub records: u64,
+    pub record_bytes: u32,
+    pub seconds: f64,
+    pub records_per_s: f64,
+    /// Value bytes, 10^6 per second.
+    pub mb_per_s: f64,
+    pub line: String,
 }
 
 /// How [`Kafka::produce`] ends its records.
@@ -373,6 +388,55 @@ impl Kafka {
                 )
             })
             .collect()
+    }
+
+    /// confluent-kafka's own transactional producer (`tools/py/txn_bench.py`) sending
+    /// `records` records of `record_bytes` bytes to `topic` on `bootstrap()`, `txn_records`
+    /// per transaction, after `warmup_records` untimed ones: the reference the forwarder
+    /// bench compares with, against the same broker in the same run.
+    pub fn txn_bench(
+        &self,
+        topic: &str,
+        records: u64,
+        record_bytes: u32,
+        txn_records: u64,
+        warmup_records: u64,
+    ) -> TxnBench {
+        let python = python_bin();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/py/txn_bench.py");
+        let out = Command::new(&python)
+            .arg(&script)
+            .args(["--bootstrap", &self.bootstrap(), "--topic", topic])
+            .args(["--records", &records.to_string()])
+            .args(["--record-bytes", &record_bytes.to_string()])
+            .args(["--txn-records", &txn_records.to_string()])
+            .args(["--warmup-records", &warmup_records.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("kafka harness: cannot run {} ({e})", python.display()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().find(|l| l.starts_with("txn_bench "));
+        let (Some(line), true) = (line, out.status.success()) else {
+            panic!(
+                "kafka harness: txn_bench.py failed ({}):\n{stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let field = |name: &str| -> f64 {
+            line.split(' ')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("kafka harness: no {name} in {line:?}"))
+        };
+        TxnBench {
+            records: field("records") as u64,
+            record_bytes: field("bytes") as u32,
+            seconds: field("seconds"),
+            records_per_s: field("records_per_s"),
+            mb_per_s: field("mb_per_s"),
+            line: line.to_string(),
+        }
     }
 
     /// SIGTERM, then wait for the exit (SIGKILL after [`STOP_TIMEOUT`]).
