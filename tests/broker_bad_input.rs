@@ -260,6 +260,7 @@ fn bad_input_gets_its_documented_answer_and_changes_nothing() {
         Kind::Fetch,
         Kind::ListOffsets,
         Kind::Status,
+        Kind::ForwarderStatus,
     ];
     let mut id = 1000;
     for round in 0..20 {
@@ -420,7 +421,7 @@ fn bad_input_gets_its_documented_answer_and_changes_nothing() {
     // 5. An unknown kind (never assigned, reserved for later layers, or GOODBYE sent by a
     //    client) with a PRODUCE body: UNKNOWN_KIND with the id and kind; connection open.
     let mut raw = fx.raw();
-    for (i, kind) in [0x09u8, 0x0f, 0x10, 0x20, 0x30, 0x40, 0x4f, 0x7f, 0xff, 0x00]
+    for (i, kind) in [0x09u8, 0x0f, 0x10, 0x20, 0x30, 0x41, 0x4f, 0x7f, 0xff, 0x00]
         .into_iter()
         .enumerate()
     {

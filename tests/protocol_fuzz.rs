@@ -202,6 +202,11 @@ enum F {
     Bytes,
     OptBytes,
     OptV32,
+    OptV64,
+    OptI64,
+    OptStr,
+    /// One byte: 0 or 1.
+    Bool,
     /// `Seq<T>`: varint count, varint byte length, elements.
     Seq(&'static [F]),
 }
@@ -212,6 +217,16 @@ const RECORD_OUT: &[F] = &[F::V64, F::I64, F::OptBytes, F::Bytes, F::Seq(HEADER)
 const TOPIC_INFO: &[F] = &[F::Str, F::V32];
 const PARTITION_INFO: &[F] = &[F::V32, F::V64, F::V64];
 const PARTITION_STATUS: &[F] = &[F::Str, F::V32, F::V64, F::V64];
+const FORWARD_PARTITION: &[F] = &[
+    F::Str,
+    F::V32,
+    F::Str,
+    F::OptV64,
+    F::V64,
+    F::V64,
+    F::OptI64,
+    F::OptI64,
+];
 
 const HELLO_REQ: &[F] = &[F::U8, F::U8, F::Str];
 const HELLO_RESP: &[F] = &[F::U8, F::Str, F::V32, F::V32, F::V32];
@@ -235,6 +250,16 @@ const STATUS_RESP: &[F] = &[
     F::V32,
     F::V32,
     F::Seq(PARTITION_STATUS),
+];
+const FORWARDER_STATUS_RESP: &[F] = &[
+    F::Bool,
+    F::U8,
+    F::OptStr,
+    F::OptI64,
+    F::V64,
+    F::V64,
+    F::V64,
+    F::Seq(FORWARD_PARTITION),
 ];
 
 /// How the reference judges a body.
@@ -306,6 +331,11 @@ impl<'a> Parser<'a> {
                     return None;
                 }
             }
+            F::Bool => {
+                if self.byte()? > 1 {
+                    return None;
+                }
+            }
             F::V32 => {
                 self.varint(32)?;
             }
@@ -320,12 +350,14 @@ impl<'a> Parser<'a> {
                 let n = self.varint(64)?;
                 self.take(n)?;
             }
-            F::OptBytes | F::OptV32 => match self.byte()? {
+            F::OptBytes | F::OptV32 | F::OptV64 | F::OptI64 | F::OptStr => match self.byte()? {
                 0 => {}
-                1 => self.field(if matches!(f, F::OptBytes) {
-                    F::Bytes
-                } else {
-                    F::V32
+                1 => self.field(match f {
+                    F::OptBytes => F::Bytes,
+                    F::OptV32 => F::V32,
+                    F::OptV64 => F::V64,
+                    F::OptI64 => F::I64,
+                    _ => F::Str,
                 })?,
                 _ => return None,
             },
@@ -498,6 +530,12 @@ impl Deep for StatusResponse<'_> {
     }
 }
 
+impl Deep for ForwarderStatusResponse<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.partitions, |_p| true)
+    }
+}
+
 /// Decodes `$body` as the request type `$t` and compares with the reference (`$schema`);
 /// re-encodes what decodes.
 macro_rules! check_request {
@@ -653,6 +691,15 @@ fn check_body(kind: u8, body: &[u8], stats: &mut Stats) {
             check_request!(Empty, EMPTY, body, stats);
             check_response!(StatusResponse<'_>, STATUS_RESP, body, stats);
         }
+        0x40 => {
+            check_request!(Empty, EMPTY, body, stats);
+            check_response!(
+                ForwarderStatusResponse<'_>,
+                FORWARDER_STATUS_RESP,
+                body,
+                stats
+            );
+        }
         _ => {}
     }
 }
@@ -772,6 +819,9 @@ impl embedded_io::Read for Chunked<'_> {
 // The fuzz entry point (shared with fuzz/fuzz_targets/frame.rs)
 // ---------------------------------------------------------------------------------------------
 
+/// Every kind of version 1 (PROTOCOL.md section 3).
+const KNOWN_KINDS: [u8; 10] = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x40];
+
 /// Option bit: rewrite the header CRC of every frame met while walking the stream.
 pub const OPT_FIX_CRC: u8 = 1;
 /// Option bit: decode every body with the decoders of every kind.
@@ -841,7 +891,7 @@ pub fn fuzz_frame(data: &[u8], stats: &mut Stats) {
     for &(header, start, stop) in &frames {
         let body = &stream[start..stop];
         if opts & OPT_ALL_KINDS != 0 {
-            for kind in 0..=8 {
+            for kind in KNOWN_KINDS {
                 check_body(kind, body, stats);
             }
         } else {
@@ -999,7 +1049,7 @@ fn headers_of(recs: &[Rec]) -> Vec<Vec<Header<'_>>> {
 /// GOODBYE.
 fn gen_frame(rng: &mut Rng) -> Vec<u8> {
     let mut buf = vec![0u8; 1 << 16];
-    let kind = rng.below(9) as u8;
+    let kind = KNOWN_KINDS[rng.below(KNOWN_KINDS.len() as u64) as usize];
     let id = if rng.chance(1, 2) {
         rng.below(16) as u32
     } else {
@@ -1049,7 +1099,7 @@ fn gen_request(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize
                 partitions: rng.u32(),
             },
         ),
-        0x03 | 0x08 => body::encode_request(buf, kind, id, &Empty {}),
+        0x03 | 0x08 | 0x40 => body::encode_request(buf, kind, id, &Empty {}),
         0x04 => body::encode_request(buf, kind, id, &DescribeTopicRequest { name: &s }),
         0x05 => {
             let recs = gen_records(rng);
@@ -1207,6 +1257,38 @@ fn gen_ok(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize, Bod
                 next: rng.interesting(),
             },
         ),
+        0x40 => {
+            let upstream: Vec<String> = names.iter().map(|_| rng.string()).collect();
+            let parts: Vec<ForwardPartition<'_>> = names
+                .iter()
+                .zip(&upstream)
+                .map(|(n, u)| ForwardPartition {
+                    topic: n,
+                    partition: rng.u32(),
+                    upstream_topic: u,
+                    position: rng.chance(1, 2).then(|| rng.interesting()),
+                    durable_next: rng.interesting(),
+                    bytes_behind: rng.interesting(),
+                    oldest_unforwarded_ms: rng.chance(1, 2).then(|| rng.interesting() as i64),
+                    last_commit_ms: rng.chance(1, 2).then(|| rng.interesting() as i64),
+                })
+                .collect();
+            body::encode_ok(
+                buf,
+                kind,
+                id,
+                &ForwarderStatusResponse {
+                    configured: rng.chance(1, 2),
+                    state: rng.u8(),
+                    last_error: rng.chance(1, 2).then_some(s.as_str()),
+                    last_commit_ms: rng.chance(1, 2).then(|| rng.interesting() as i64),
+                    commits: rng.interesting(),
+                    records_forwarded: rng.interesting(),
+                    gaps: rng.interesting(),
+                    partitions: Seq::Slice(&parts),
+                },
+            )
+        }
         _ => {
             let parts: Vec<PartitionStatus<'_>> = names
                 .iter()
@@ -1585,7 +1667,7 @@ fn edge_bodies() {
         &[],
     ];
     for body in cases {
-        for kind in 0..=8 {
+        for kind in KNOWN_KINDS {
             check_body(kind, body, &mut stats);
         }
     }

@@ -284,6 +284,40 @@ const LIST_OFFSETS_REQUEST: &str = concat!(
     "00",               // partition 0
 );
 
+/// Example 8.7: FORWARDER_STATUS OK response, request id 5: backing off after "connection
+/// refused", one partition ("sensors"/0 to "edge.sensors").
+const FORWARDER_STATUS_RESPONSE: &str = concat!(
+    "4c000000",                             // body_bytes 76
+    "01",                                   // version 1
+    "40",                                   // kind 0x40 FORWARDER_STATUS
+    "0100",                                 // flags: RESPONSE
+    "05000000",                             // request_id 5
+    "afd8be7e",                             // header_crc
+    "00",                                   // code 0 OK
+    "01",                                   // configured: true
+    "02",                                   // state: 2 = backing off
+    "01",                                   // last_error: Some
+    "12",                                   // length 18
+    "636f6e6e656374696f6e2072656675736564", // "connection refused"
+    "01",                                   // last_commit_ms: Some
+    "80a0abfef962",                         // zigzag(1700000000000) = 3400000000000
+    "03",                                   // commits 3
+    "2a",                                   // records_forwarded 42
+    "00",                                   // gaps 0
+    "01",                                   // partitions: count 1
+    "29",                                   // partitions: byte length 41
+    "0773656e736f7273",                     // topic: length 7, "sensors"
+    "00",                                   // partition 0
+    "0c656467652e73656e736f7273",           // upstream_topic: length 12, "edge.sensors"
+    "012a",                                 // position: Some(42)
+    "32",                                   // durable_next 50
+    "a006",                                 // bytes_behind 800: 0x20 | 0x80, then 800 >> 7 = 6
+    "01",                                   // oldest_unforwarded_ms: Some
+    "c0f6a3fef962",                         // zigzag(1699999940000) = 3399999880000
+    "01",                                   // last_commit_ms: Some
+    "80a0abfef962",                         // zigzag(1700000000000)
+);
+
 #[test]
 fn example_8_1_hello_request() {
     let golden = unhex(HELLO_REQUEST);
@@ -511,6 +545,114 @@ fn example_8_6_list_offsets_request() {
     );
 }
 
+#[test]
+fn example_8_7_forwarder_status_response() {
+    let golden = unhex(FORWARDER_STATUS_RESPONSE);
+    assert_eq!(golden.len(), 92);
+    let parts = [ForwardPartition {
+        topic: "sensors",
+        partition: 0,
+        upstream_topic: "edge.sensors",
+        position: Some(42),
+        durable_next: 50,
+        bytes_behind: 800,
+        oldest_unforwarded_ms: Some(1_699_999_940_000),
+        last_commit_ms: Some(1_700_000_000_000),
+    }];
+    let resp = ForwarderStatusResponse {
+        configured: true,
+        state: 2,
+        last_error: Some("connection refused"),
+        last_commit_ms: Some(1_700_000_000_000),
+        commits: 3,
+        records_forwarded: 42,
+        gaps: 0,
+        partitions: Seq::Slice(&parts),
+    };
+    assert_golden(
+        "FORWARDER_STATUS response",
+        &encode_ok(Kind::ForwarderStatus, 5, &resp),
+        &golden,
+    );
+    let (header, body) = check_header(&golden, Kind::ForwarderStatus, 5, true);
+    assert_eq!(header.body_bytes, 76);
+    check_header_bit_flips(&golden);
+    let Response::Ok(d) = body::decode_response::<ForwarderStatusResponse<'_>>(body).unwrap()
+    else {
+        panic!("expected OK")
+    };
+    assert!(d.configured);
+    assert_eq!(d.state, 2);
+    assert_eq!(d.last_error, Some("connection refused"));
+    assert_eq!(d.last_commit_ms, Some(1_700_000_000_000));
+    assert_eq!((d.commits, d.records_forwarded, d.gaps), (3, 42, 0));
+    // The partitions Seq borrows exactly the 41 element bytes (body bytes 35..76).
+    let Seq::Encoded { count, bytes } = d.partitions else {
+        panic!("a decoded Seq is Encoded")
+    };
+    assert_eq!((count, bytes), (1, &body[35..]));
+    d.partitions.validate().unwrap();
+    let ps: Vec<ForwardPartition<'_>> = d.partitions.iter().map(Result::unwrap).collect();
+    assert_eq!(ps.len(), 1);
+    let p = ps[0];
+    assert_eq!(
+        (p.topic, p.partition, p.upstream_topic),
+        ("sensors", 0, "edge.sensors")
+    );
+    assert_eq!(
+        (p.position, p.durable_next, p.bytes_behind),
+        (Some(42), 50, 800)
+    );
+    assert_eq!(p.oldest_unforwarded_ms, Some(1_699_999_940_000));
+    assert_eq!(p.last_commit_ms, Some(1_700_000_000_000));
+    assert_golden(
+        "FORWARDER_STATUS re-encoded",
+        &encode_ok(Kind::ForwarderStatus, 5, &d),
+        &golden,
+    );
+
+    // A bool is exactly 0 or 1: any other `configured` byte does not decode.
+    for b in 2..=u8::MAX {
+        let mut bad = body.to_vec();
+        bad[1] = b;
+        assert!(matches!(
+            body::decode_response::<ForwarderStatusResponse<'_>>(&bad),
+            Err(BodyError::Malformed(_))
+        ));
+    }
+
+    // No forwarder: configured false, everything else zero, None or empty: 10 body bytes,
+    // the code included.
+    let none = ForwarderStatusResponse {
+        configured: false,
+        state: 0,
+        last_error: None,
+        last_commit_ms: None,
+        commits: 0,
+        records_forwarded: 0,
+        gaps: 0,
+        partitions: Seq::Slice(&[]),
+    };
+    let f = encode_ok(Kind::ForwarderStatus, 5, &none);
+    assert_eq!(
+        &f[HEADER_BYTES..],
+        &unhex("00 00 00 00 00 00 00 00 00 00")[..]
+    );
+
+    // The state numbers of section 4 are the forwarder's own.
+    use outpost::forwarder::LinkState;
+    for (n, state) in [
+        (0, LinkState::Connecting),
+        (1, LinkState::Connected),
+        (2, LinkState::BackingOff),
+        (3, LinkState::Fenced),
+    ] {
+        assert_eq!(state.code(), n, "{state:?}");
+        assert_eq!(LinkState::from_code(n), Some(state));
+    }
+    assert_eq!(LinkState::from_code(4), None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The document itself
 // ---------------------------------------------------------------------------------------------
@@ -561,6 +703,7 @@ fn section_8_dumps_are_the_golden_bytes() {
         ("Example 8.4:", FETCH_ERROR_RESPONSE),
         ("Example 8.5:", GOODBYE_FRAME_TOO_LARGE),
         ("Example 8.6:", LIST_OFFSETS_REQUEST),
+        ("Example 8.7:", FORWARDER_STATUS_RESPONSE),
     ];
     assert_eq!(
         section.matches("#### Example 8.").count(),
@@ -589,7 +732,7 @@ fn section_8_dumps_are_the_golden_bytes() {
 // ---------------------------------------------------------------------------------------------
 
 /// Section 3, spelled out.
-const KINDS: [(u8, &str); 9] = [
+const KINDS: [(u8, &str); 10] = [
     (0x00, "GOODBYE"),
     (0x01, "HELLO"),
     (0x02, "CREATE_TOPIC"),
@@ -599,6 +742,7 @@ const KINDS: [(u8, &str); 9] = [
     (0x06, "FETCH"),
     (0x07, "LIST_OFFSETS"),
     (0x08, "STATUS"),
+    (0x40, "FORWARDER_STATUS"),
 ];
 
 #[test]
@@ -613,6 +757,7 @@ fn kind_numbers_are_pinned() {
         (Kind::Fetch, 0x06),
         (Kind::ListOffsets, 0x07),
         (Kind::Status, 0x08),
+        (Kind::ForwarderStatus, 0x40),
     ];
     for ((kind, n), (m, name)) in by_variant.into_iter().zip(KINDS) {
         assert_eq!(kind as u8, n, "{kind:?}");
@@ -620,8 +765,12 @@ fn kind_numbers_are_pinned() {
         assert_eq!(kind.name(), name);
         assert_eq!(Kind::from_u8(n), Some(kind));
     }
-    // Every other number, the reserved ranges 0x10..=0x4F included, is unknown to this build.
+    // Every other number, the rest of the reserved ranges 0x10..=0x4F included, is unknown
+    // to this build.
     for n in 0x09..=0xFFu8 {
+        if KINDS.iter().any(|(k, _)| *k == n) {
+            continue;
+        }
         assert_eq!(Kind::from_u8(n), None, "kind {n:#04x}");
     }
 }

@@ -67,15 +67,15 @@ use self::conn::{FrameReader, Shared, Waiter};
 pub use self::error::ClientError;
 use self::error::Ended;
 pub use self::types::{
-    Fetched, FetchedRecord, Offsets, PartitionInfo, PartitionStatus, Produced, ServerInfo, Status,
-    TopicDescription, TopicInfo,
+    Fetched, FetchedRecord, ForwardLink, ForwardPartition, ForwarderStatus, Offsets, PartitionInfo,
+    PartitionStatus, Produced, ServerInfo, Status, TopicDescription, TopicInfo,
 };
 use crate::protocol::body::{BodyError, Response, decode_response, encode_request};
 use crate::protocol::messages::{
     CreateTopicRequest, CreateTopicResponse, DescribeTopicRequest, DescribeTopicResponse, Empty,
-    FetchRequest, FetchResponse, Header, HelloRequest, HelloResponse, ListOffsetsRequest,
-    ListOffsetsResponse, ListTopicsResponse, ProduceRequest, ProduceResponse, RecordIn,
-    StatusResponse, WireAcks,
+    FetchRequest, FetchResponse, ForwarderStatusResponse, Header, HelloRequest, HelloResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ListTopicsResponse, ProduceRequest, ProduceResponse,
+    RecordIn, StatusResponse, WireAcks,
 };
 use crate::protocol::{HEADER_BYTES, Kind, Seq, VERSION};
 use crate::storage::{Acks, Record};
@@ -470,6 +470,34 @@ impl Client {
                 partition: p.partition,
                 earliest: p.earliest,
                 next: p.next,
+            })?,
+        })
+    }
+
+    /// The forwarder's link state, counters and every forwarded partition's backlog
+    /// (`configured` false when the broker runs no forwarder). A broker older than this
+    /// request answers `UNKNOWN_KIND` ([`ClientError::code`]).
+    pub async fn forwarder_status(&self) -> Result<ForwarderStatus, ClientError> {
+        let kind = Kind::ForwarderStatus;
+        let body = self.call(kind, &Empty {}).await?;
+        let r: ForwarderStatusResponse<'_> = answer(kind, &body)?;
+        Ok(ForwarderStatus {
+            configured: r.configured,
+            link: ForwardLink::from_code(r.state),
+            last_error: r.last_error.map(str::to_string),
+            last_commit_ms: r.last_commit_ms,
+            commits: r.commits,
+            records_forwarded: r.records_forwarded,
+            gaps: r.gaps,
+            partitions: collect(kind, r.partitions, |p| ForwardPartition {
+                topic: p.topic.to_string(),
+                partition: p.partition,
+                upstream_topic: p.upstream_topic.to_string(),
+                position: p.position,
+                durable_next: p.durable_next,
+                bytes_behind: p.bytes_behind,
+                oldest_unforwarded_ms: p.oldest_unforwarded_ms,
+                last_commit_ms: p.last_commit_ms,
             })?,
         })
     }

@@ -15,7 +15,9 @@ use super::*;
 use crate::protocol::ErrorCode;
 use crate::protocol::body::{decode_request, encode_error, encode_ok};
 use crate::protocol::frame::FrameHeader;
-use crate::protocol::messages::{PartitionStatus as WirePartitionStatus, RecordOut};
+use crate::protocol::messages::{
+    ForwardPartition as WireForwardPartition, PartitionStatus as WirePartitionStatus, RecordOut,
+};
 
 const FRAME_BYTES_MAX: u32 = 64 * 1024;
 
@@ -453,6 +455,137 @@ fn produce_and_fetch_bodies() {
         );
         client.close().await;
     });
+}
+
+#[test]
+fn forwarder_status_bodies() {
+    smol::block_on(async {
+        let addr = mock(16, |mut m| async move {
+            // A forwarder with one partition, backing off after an error.
+            let (h, body) = m.next().await.unwrap();
+            assert_eq!(h.kind, Kind::ForwarderStatus as u8);
+            let _: Empty = decode_request(&body).unwrap();
+            let parts = [WireForwardPartition {
+                topic: "t",
+                partition: 3,
+                upstream_topic: "up.t",
+                position: Some(40),
+                durable_next: 42,
+                bytes_behind: 96,
+                oldest_unforwarded_ms: Some(-5),
+                last_commit_ms: Some(1_700_000_000_000),
+            }];
+            let status = ForwarderStatusResponse {
+                configured: true,
+                state: 2,
+                last_error: Some("connection refused"),
+                last_commit_ms: Some(1_700_000_000_001),
+                commits: 7,
+                records_forwarded: 40,
+                gaps: 1,
+                partitions: Seq::Slice(&parts),
+            };
+            m.ok(Kind::ForwarderStatus, h.request_id, &status).await;
+
+            // No forwarder configured.
+            let (h, _) = m.next().await.unwrap();
+            let none = ForwarderStatusResponse {
+                configured: false,
+                state: 0,
+                last_error: None,
+                last_commit_ms: None,
+                commits: 0,
+                records_forwarded: 0,
+                gaps: 0,
+                partitions: Seq::Slice(&[]),
+            };
+            m.ok(Kind::ForwarderStatus, h.request_id, &none).await;
+
+            // A broker that predates the kind; the connection stays usable.
+            let (h, _) = m.next().await.unwrap();
+            m.err(
+                Kind::ForwarderStatus,
+                h.request_id,
+                ErrorCode::UnknownKind,
+                "unknown kind 0x40",
+            )
+            .await;
+            let (h, _) = m.next().await.unwrap();
+            assert_eq!(h.kind, Kind::ListOffsets as u8);
+            let answer = ListOffsetsResponse {
+                earliest: 0,
+                next: 1,
+            };
+            m.ok(Kind::ListOffsets, h.request_id, &answer).await;
+            while m.next().await.is_some() {}
+        })
+        .await;
+        let client = Client::connect(addr.to_string()).await.unwrap();
+        let f = client.forwarder_status().await.unwrap();
+        assert_eq!(
+            f,
+            ForwarderStatus {
+                configured: true,
+                link: ForwardLink::BackingOff,
+                last_error: Some("connection refused".into()),
+                last_commit_ms: Some(1_700_000_000_001),
+                commits: 7,
+                records_forwarded: 40,
+                gaps: 1,
+                partitions: vec![ForwardPartition {
+                    topic: "t".into(),
+                    partition: 3,
+                    upstream_topic: "up.t".into(),
+                    position: Some(40),
+                    durable_next: 42,
+                    bytes_behind: 96,
+                    oldest_unforwarded_ms: Some(-5),
+                    last_commit_ms: Some(1_700_000_000_000),
+                }],
+            }
+        );
+        assert_eq!(f.partitions[0].records_behind(), Some(2));
+
+        let none = client.forwarder_status().await.unwrap();
+        assert!(!none.configured);
+        assert_eq!(none.link, ForwardLink::Connecting);
+        assert!(none.partitions.is_empty());
+
+        let e = client.forwarder_status().await.unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::UnknownKind));
+        assert!(e.connection_usable());
+        let o = client.list_offsets("t", 0).await.unwrap();
+        assert_eq!(
+            o,
+            Offsets {
+                earliest: 0,
+                next: 1
+            }
+        );
+        client.close().await;
+    });
+}
+
+#[test]
+fn forward_link_codes() {
+    for code in 0..=u8::MAX {
+        assert_eq!(ForwardLink::from_code(code).code(), code);
+    }
+    // The forwarder's own state numbers are the wire's (docs/PROTOCOL.md, FORWARDER_STATUS).
+    for state in [
+        crate::forwarder::LinkState::Connecting,
+        crate::forwarder::LinkState::Connected,
+        crate::forwarder::LinkState::BackingOff,
+        crate::forwarder::LinkState::Fenced,
+    ] {
+        let link = ForwardLink::from_code(state.code());
+        assert_eq!(link.name().replace(' ', "-"), state.name());
+        assert_eq!(
+            crate::forwarder::LinkState::from_code(link.code()),
+            Some(state)
+        );
+    }
+    assert_eq!(ForwardLink::from_code(4), ForwardLink::Other(4));
 }
 
 #[test]

@@ -109,3 +109,98 @@ pub struct Status {
     pub connections: u32,
     pub partitions: Vec<PartitionStatus>,
 }
+
+/// The forwarder's link to Kafka in a FORWARDER_STATUS answer (wire `state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardLink {
+    /// Bootstrapping, fencing and reading the cursors back (0).
+    Connecting,
+    /// In a session: forwarding (1).
+    Connected,
+    /// Waiting before the next attempt after an error (2).
+    BackingOff,
+    /// Another producer holds the transactional id, or the transaction expired (3).
+    Fenced,
+    /// A state number this client does not know (a newer broker).
+    Other(u8),
+}
+
+impl ForwardLink {
+    /// The state with wire number `code`.
+    pub fn from_code(code: u8) -> ForwardLink {
+        match code {
+            0 => ForwardLink::Connecting,
+            1 => ForwardLink::Connected,
+            2 => ForwardLink::BackingOff,
+            3 => ForwardLink::Fenced,
+            n => ForwardLink::Other(n),
+        }
+    }
+
+    /// The wire number.
+    pub fn code(self) -> u8 {
+        match self {
+            ForwardLink::Connecting => 0,
+            ForwardLink::Connected => 1,
+            ForwardLink::BackingOff => 2,
+            ForwardLink::Fenced => 3,
+            ForwardLink::Other(n) => n,
+        }
+    }
+
+    /// How `outpost status` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardLink::Connecting => "connecting",
+            ForwardLink::Connected => "connected",
+            ForwardLink::BackingOff => "backing off",
+            ForwardLink::Fenced => "fenced",
+            ForwardLink::Other(_) => "unknown state",
+        }
+    }
+}
+
+/// One forwarded edge partition in a FORWARDER_STATUS answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardPartition {
+    /// The edge topic.
+    pub topic: String,
+    pub partition: u32,
+    /// The Kafka topic it goes to.
+    pub upstream_topic: String,
+    /// The next edge offset to forward (everything below is committed upstream); `None`
+    /// until the forwarder has read its cursor back.
+    pub position: Option<u64>,
+    /// One past the last durable record of the edge partition.
+    pub durable_next: u64,
+    /// Estimated stored bytes of the records not yet forwarded.
+    pub bytes_behind: u64,
+    /// Timestamp (Unix ms) of the oldest record not yet forwarded, if any.
+    pub oldest_unforwarded_ms: Option<i64>,
+    /// Unix ms of the last upstream commit that carried this partition.
+    pub last_commit_ms: Option<i64>,
+}
+
+impl ForwardPartition {
+    /// Durable records not yet committed upstream; `None` while the position is unknown.
+    pub fn records_behind(&self) -> Option<u64> {
+        self.position.map(|p| self.durable_next.saturating_sub(p))
+    }
+}
+
+/// The broker's FORWARDER_STATUS answer. `configured` is false when the broker runs no
+/// forwarder; everything else is then zero, `None` or empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwarderStatus {
+    pub configured: bool,
+    pub link: ForwardLink,
+    /// The error that ended the last session; `None` again after a commit.
+    pub last_error: Option<String>,
+    /// Unix ms of the last upstream commit.
+    pub last_commit_ms: Option<i64>,
+    pub commits: u64,
+    pub records_forwarded: u64,
+    pub gaps: u64,
+    /// By edge topic, then partition.
+    pub partitions: Vec<ForwardPartition>,
+}

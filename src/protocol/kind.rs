@@ -16,6 +16,8 @@ pub enum Kind {
     Fetch = 0x06,
     ListOffsets = 0x07,
     Status = 0x08,
+    /// The forwarder's link and per-partition backlog (first kind of the 0x40–0x4F range).
+    ForwarderStatus = 0x40,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             0x06 => Kind::Fetch,
             0x07 => Kind::ListOffsets,
             0x08 => Kind::Status,
+            0x40 => Kind::ForwarderStatus,
             _ => return None,
         })
     }
@@ -46,6 +49,7 @@ impl Kind {
             Kind::Fetch => "FETCH",
             Kind::ListOffsets => "LIST_OFFSETS",
             Kind::Status => "STATUS",
+            Kind::ForwarderStatus => "FORWARDER_STATUS",
         }
     }
 }

@@ -189,3 +189,43 @@ pub struct StatusResponse<'a> {
     #[serde(borrow)]
     pub partitions: Seq<'a, PartitionStatus<'a>>,
 }
+
+/// One forwarded edge partition in a FORWARDER_STATUS answer.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ForwardPartition<'a> {
+    /// The edge topic.
+    pub topic: &'a str,
+    pub partition: u32,
+    /// The Kafka topic it is forwarded to.
+    pub upstream_topic: &'a str,
+    /// The next edge offset to forward (everything below is committed upstream); `None`
+    /// until the forwarder has read its cursor back.
+    pub position: Option<u64>,
+    /// One past the partition's last durable record on the edge.
+    pub durable_next: u64,
+    /// Estimated stored bytes of the records not yet forwarded.
+    pub bytes_behind: u64,
+    /// Timestamp (Unix ms) of the oldest record not yet forwarded, if any.
+    pub oldest_unforwarded_ms: Option<i64>,
+    /// Unix ms of the last upstream commit that carried this partition.
+    pub last_commit_ms: Option<i64>,
+}
+
+/// The FORWARDER_STATUS answer. Without a forwarder configured: `configured = false` and
+/// every other field zero, `None` or empty.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ForwarderStatusResponse<'a> {
+    pub configured: bool,
+    /// The link: 0 connecting, 1 connected, 2 backing off, 3 fenced.
+    pub state: u8,
+    /// The error that ended the last session; `None` again after a commit.
+    #[serde(borrow)]
+    pub last_error: Option<&'a str>,
+    /// Unix ms of the last upstream commit.
+    pub last_commit_ms: Option<i64>,
+    pub commits: u64,
+    pub records_forwarded: u64,
+    pub gaps: u64,
+    #[serde(borrow)]
+    pub partitions: Seq<'a, ForwardPartition<'a>>,
+}

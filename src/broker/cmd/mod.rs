@@ -6,6 +6,7 @@
 mod create_topic;
 mod describe_topic;
 mod fetch;
+mod forwarder_status;
 mod hello;
 mod list_offsets;
 mod list_topics;
@@ -67,7 +68,9 @@ impl<F: Flash> Ctx<'_, F> {
         if frame_bytes as u64 > u64::from(limit) {
             let code = match self.kind {
                 Kind::ListTopics => ErrorCode::TooManyTopics,
-                Kind::Status | Kind::DescribeTopic => ErrorCode::TooManyPartitions,
+                Kind::Status | Kind::DescribeTopic | Kind::ForwarderStatus => {
+                    ErrorCode::TooManyPartitions
+                }
                 _ => ErrorCode::StorageFailed,
             };
             return Err(Failure::new(
@@ -174,6 +177,7 @@ pub(crate) async fn dispatch<F: Flash>(
         Kind::Fetch => fetch::apply(&ctx, body).await.map(Some),
         Kind::ListOffsets => list_offsets::apply(&ctx, body).map(Some),
         Kind::Status => status::apply(&ctx, body).map(Some),
+        Kind::ForwarderStatus => forwarder_status::apply(&ctx, body).map(Some),
         Kind::Goodbye => Err(Failure::new(
             ErrorCode::UnknownKind,
             "GOODBYE is sent by the server only",
