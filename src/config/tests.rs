@@ -278,8 +278,12 @@ fn refuses_unknown_key_in_config() {
             "levle",
         ),
         (
-            format!("{}\n[forwarder]\nx = 1\n", config("", "")),
-            "forwarder",
+            format!(
+                "{}\n[forwarder]\nbootstrap_servers = [\"k:9092\"]\ngateway_id = \"g\"\n\
+                 lingr_ms = 1\n",
+                config("", "")
+            ),
+            "lingr_ms",
         ),
     ] {
         let (e, msg) = parse_err(&text);
@@ -616,4 +620,50 @@ fn refuses_bad_broker_values() {
         u64::from(s.broker.topics_max) * u64::from(s.broker.partitions_per_topic_max)
             > u64::from(s.ring.partitions_max)
     );
+}
+
+const FORWARDER: &str = "\n[forwarder]\nbootstrap_servers = [\"127.0.0.1:9092\"]\n\
+    gateway_id = \"gw-7\"\n";
+const ROUTE: &str = "\n[[forwarder.route]]\nedge_topic = \"t\"\nupstream_topic = \"up\"\n\
+    partitioning = \"key-hash\"\n";
+
+#[test]
+fn forwarder_section_with_defaults() {
+    assert_eq!(parse(&config("", "")).unwrap().forwarder, None);
+    let s = parse(&format!("{}{FORWARDER}{ROUTE}", config("", ""))).unwrap();
+    let f = s.forwarder.unwrap();
+    assert_eq!(f.transactional_id, "outpost-gw-7");
+    assert_eq!(f.cursor_topic, "outpost-cursors");
+    assert_eq!(f.routes.len(), 1);
+    assert_eq!(
+        f.routes[0].partitioning,
+        crate::forwarder::Partitioning::KeyHash
+    );
+    assert_eq!(f.batch_bytes_max, 1 << 20);
+    assert_eq!(f.validate(), Ok(()));
+}
+
+#[test]
+fn forwarder_errors_name_the_key() {
+    for (extra, route, key) in [
+        ("retry_ms_min = 0\n", ROUTE, "forwarder.retry_ms_min"),
+        (
+            "batch_bytes_max = \"1 B\"\n",
+            ROUTE,
+            "forwarder.batch_bytes_max",
+        ),
+        ("", "", "forwarder.route"),
+    ] {
+        let text = format!("{}{FORWARDER}{extra}{route}", config("", ""));
+        let (e, msg) = parse_err(&text);
+        assert!(
+            matches!(&e, ConfigFileError::Invalid { key: k, .. } if k == key),
+            "{key}: {e:?}"
+        );
+        assert!(msg.contains("test.toml"), "{msg}");
+    }
+    // A bad partitioning name is a parse error naming the accepted ones.
+    let bad = ROUTE.replace("key-hash", "round-robin");
+    let (_, msg) = parse_err(&format!("{}{FORWARDER}{bad}", config("", "")));
+    assert!(msg.contains("same") && msg.contains("key-hash"), "{msg}");
 }

@@ -110,6 +110,9 @@ impl<F: Flash + 'static> Forwarder<F> {
         let mut backoff = Backoff::new(self.cfg.retry_ms_min, self.cfg.retry_ms_max, seed);
         while !self.broker.is_shutting_down() {
             self.status.update(|s| s.state = LinkState::Connecting);
+            // Status shows the backlog even while the uplink is down.
+            self.discover();
+            self.refresh_lag();
             let err = match self.session(&mut backoff) {
                 Ok(()) => return,
                 Err(e) => e,

@@ -47,9 +47,23 @@ impl Edge {
         }
         text.push_str(&format!(
             "\n[forwarder]\nbootstrap_servers = [\"{bootstrap}\"]\ngateway_id = \"{gateway}\"\n\
-             cursor_topic = \"cursors\"\nretry_ms_min = 50\nretry_ms_max = 1000\n\
-             request_timeout_ms = 3000\ntransaction_timeout_ms = 15000\nlinger_ms = 10\n"
+             cursor_topic = \"cursors\"\n"
         ));
+        // Test defaults: quick retries and timeouts; a line in `forwarder` replaces its key.
+        let defaults = [
+            "retry_ms_min = 50",
+            "retry_ms_max = 1000",
+            "request_timeout_ms = 3000",
+            "transaction_timeout_ms = 15000",
+            "linger_ms = 10",
+        ];
+        let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_owned();
+        for d in defaults {
+            if !forwarder.iter().any(|l| key(l) == key(d)) {
+                text.push_str(d);
+                text.push('\n');
+            }
+        }
         for l in forwarder {
             text.push_str(l);
             text.push('\n');
@@ -96,11 +110,25 @@ impl Edge {
     }
 }
 
+/// The timestamps of `numbered` records start at the time of the first call: recent, because
+/// Kafka rolls and deletes (retention.ms, 7 days by default) segments whose record
+/// timestamps are older than that, whatever the wall clock says at append.
+fn base_ms() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
+}
+
 /// Record `i` of an edge partition: a key on even numbers, a header, a distinct timestamp.
 pub fn numbered(topic: &str, partition: u32, i: u64) -> Record {
     Record {
-        timestamp_ms: 1_700_000_000_000 + i as i64,
-        key: i.is_multiple_of(2).then(|| format!("k{}", i % 97).into_bytes()),
+        timestamp_ms: base_ms() + i as i64,
+        key: i
+            .is_multiple_of(2)
+            .then(|| format!("k{}", i % 97).into_bytes()),
         value: format!("{topic}/{partition}/{i}").into_bytes(),
         headers: vec![("n".to_owned(), i.to_string().into_bytes())],
     }
