@@ -40,6 +40,7 @@ pub(crate) struct ForwarderSection {
     pub transactional_id: Option<String>,
     pub cursor_topic: Option<String>,
     pub batch_bytes_max: Option<ByteSize>,
+    pub upstream_batch_bytes_max: Option<ByteSize>,
     pub linger_ms: Option<u64>,
     pub retry_ms_min: Option<u64>,
     pub retry_ms_max: Option<u64>,

@@ -218,6 +218,9 @@ fn resolve_forwarder(
         batch_bytes_max: f
             .batch_bytes_max
             .map_or(d::BATCH_BYTES_MAX_DEFAULT, u64::from),
+        upstream_batch_bytes_max: f
+            .upstream_batch_bytes_max
+            .map_or(d::UPSTREAM_BATCH_BYTES_MAX_DEFAULT, u64::from),
         linger_ms: f.linger_ms.unwrap_or(d::LINGER_MS_DEFAULT),
         retry_ms_min: f.retry_ms_min.unwrap_or(d::RETRY_MS_MIN_DEFAULT),
         retry_ms_max: f.retry_ms_max.unwrap_or(d::RETRY_MS_MAX_DEFAULT),

@@ -43,6 +43,9 @@ pub struct ForwarderConfig {
     pub routes: Vec<Route>,
     /// Most record bytes (edge encoding) in one upstream transaction.
     pub batch_bytes_max: u64,
+    /// Largest Kafka record batch sent to one upstream partition (Kafka refuses batches over
+    /// the topic's `max.message.bytes`, 1 MiB by default): larger runs go in several.
+    pub upstream_batch_bytes_max: u64,
     /// How long a transaction waits for more records when less than `batch_bytes_max` waits.
     pub linger_ms: u64,
     pub retry_ms_min: u64,
@@ -59,6 +62,7 @@ pub struct ForwarderConfig {
 pub const CURSOR_TOPIC_DEFAULT: &str = "outpost-cursors";
 pub const BATCH_BYTES_MAX_DEFAULT: u64 = 1 << 20;
 pub const LINGER_MS_DEFAULT: u64 = 20;
+pub const UPSTREAM_BATCH_BYTES_MAX_DEFAULT: u64 = 512 << 10;
 pub const RETRY_MS_MIN_DEFAULT: u64 = 100;
 pub const RETRY_MS_MAX_DEFAULT: u64 = 30_000;
 pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
@@ -163,6 +167,12 @@ impl ForwarderConfig {
         if !(1024..=BATCH_BYTES_MAX_LIMIT).contains(&self.batch_bytes_max) {
             return Err(invalid("batch_bytes_max", "between 1 KiB and 64 MiB"));
         }
+        if !(1024..=BATCH_BYTES_MAX_LIMIT).contains(&self.upstream_batch_bytes_max) {
+            return Err(invalid(
+                "upstream_batch_bytes_max",
+                "between 1 KiB and 64 MiB (and at most the upstream topics' max.message.bytes)",
+            ));
+        }
         if self.linger_ms > 60_000 {
             return Err(invalid("linger_ms", "at most 60000"));
         }
@@ -222,6 +232,7 @@ mod tests {
                 partitioning: Partitioning::Same,
             }],
             batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+            upstream_batch_bytes_max: UPSTREAM_BATCH_BYTES_MAX_DEFAULT,
             linger_ms: LINGER_MS_DEFAULT,
             retry_ms_min: RETRY_MS_MIN_DEFAULT,
             retry_ms_max: RETRY_MS_MAX_DEFAULT,
@@ -263,6 +274,10 @@ mod tests {
                 Box::new(|c| c.routes[0].upstream_topic = c.cursor_topic.clone()),
             ),
             ("batch_bytes_max", Box::new(|c| c.batch_bytes_max = 10)),
+            (
+                "upstream_batch_bytes_max",
+                Box::new(|c| c.upstream_batch_bytes_max = 10),
+            ),
             ("retry_ms_min", Box::new(|c| c.retry_ms_min = 0)),
             (
                 "retry_ms_min",

@@ -547,7 +547,11 @@ impl<F: Flash + 'static> Forwarder<F> {
         let deadline = Instant::now() + self.request_timeout();
         let parts: BTreeSet<Tp> = batches.keys().cloned().collect();
         producer.add_partitions(cluster, &parts, deadline)?;
-        producer.produce(cluster, batches)?;
+        producer.produce(
+            cluster,
+            batches,
+            usize::try_from(self.cfg.upstream_batch_bytes_max).unwrap_or(usize::MAX),
+        )?;
         producer.commit(cluster)?;
         // Committed: the records and cursors are upstream. Only now may the ring reclaim them.
         let now = now_ms();

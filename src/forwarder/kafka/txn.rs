@@ -202,9 +202,36 @@ impl TxnProducer {
         Ok(())
     }
 
-    /// Sends one transactional batch per upstream partition (records in order), one request
-    /// per partition leader. Every partition must have been added first.
+    /// Sends the records of each upstream partition in order as transactional batches. Every
+    /// partition must have been added first.
+    ///
+    /// Kafka takes one record batch per partition per Produce request, and refuses a batch
+    /// over the topic's `max.message.bytes`: a partition's records are cut into batches of
+    /// at most `batch_bytes_max` (estimated from above) sent in successive requests, in order.
     pub fn produce(
+        &mut self,
+        cluster: &mut Cluster,
+        batches: BTreeMap<Tp, Vec<Record>>,
+        batch_bytes_max: usize,
+    ) -> Result<(), KafkaError> {
+        let mut chunked: BTreeMap<Tp, std::collections::VecDeque<Vec<Record>>> = BTreeMap::new();
+        for (tp, recs) in batches {
+            chunked.insert(tp, split_batch(recs, batch_bytes_max).into());
+        }
+        loop {
+            let round: BTreeMap<Tp, Vec<Record>> = chunked
+                .iter_mut()
+                .filter_map(|(tp, q)| q.pop_front().map(|c| (tp.clone(), c)))
+                .collect();
+            if round.is_empty() {
+                return Ok(());
+            }
+            self.produce_round(cluster, round)?;
+        }
+    }
+
+    /// One Produce request per leader, one batch per partition.
+    fn produce_round(
         &mut self,
         cluster: &mut Cluster,
         batches: BTreeMap<Tp, Vec<Record>>,
@@ -338,5 +365,80 @@ impl TxnProducer {
             cluster.forget(node);
         }
         r
+    }
+}
+
+/// Batch framing in the v2 format (base offset .. record count): 61 bytes.
+const BATCH_OVERHEAD_BYTES: usize = 61;
+
+/// An upper bound of a record's size in a v2 batch: every varint at its longest.
+pub fn record_bytes_max(r: &Record) -> usize {
+    let len = |b: &Option<bytes::Bytes>| b.as_ref().map_or(0, |b| b.len());
+    // length, attributes, timestamp delta, offset delta, key length, value length, header
+    // count: 5 + 1 + 10 + 5 + 5 + 5 + 5.
+    let mut n = 36 + len(&r.key) + len(&r.value);
+    for (k, v) in &r.headers {
+        n += 10 + k.len() + v.as_ref().map_or(0, |v| v.len());
+    }
+    n
+}
+
+/// Cuts records into runs whose batch stays within `batch_bytes_max` (a record larger than
+/// that goes alone: Kafka then decides).
+pub fn split_batch(records: Vec<Record>, batch_bytes_max: usize) -> Vec<Vec<Record>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = BATCH_OVERHEAD_BYTES;
+    for r in records {
+        let n = record_bytes_max(&r);
+        if !cur.is_empty() && bytes + n > batch_bytes_max {
+            out.push(std::mem::take(&mut cur));
+            bytes = BATCH_OVERHEAD_BYTES;
+        }
+        bytes += n;
+        cur.push(r);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions};
+
+    fn rec(i: usize) -> Record {
+        crate::forwarder::origin::plain(vec![b'k'; i % 7], vec![b'v'; i * 13 % 300], 1)
+    }
+
+    #[test]
+    fn split_batches_stay_within_the_limit_and_keep_order() {
+        let recs: Vec<Record> = (0..1000).map(rec).collect();
+        let chunks = split_batch(recs.clone(), 4096);
+        assert!(chunks.len() > 1);
+        let flat: Vec<Record> = chunks.iter().flatten().cloned().collect();
+        assert_eq!(flat, recs);
+        for c in &chunks {
+            let mut buf = bytes::BytesMut::new();
+            RecordBatchEncoder::encode(
+                &mut buf,
+                c.iter(),
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression: Compression::None,
+                },
+            )
+            .unwrap();
+            assert!(buf.len() <= 4096, "{} bytes", buf.len());
+        }
+        // A record over the limit goes alone.
+        let big = crate::forwarder::origin::plain(vec![], vec![0; 10_000], 1);
+        let chunks = split_batch(vec![rec(1), big, rec(2)], 4096);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 1, 1]
+        );
     }
 }
