@@ -89,6 +89,11 @@ pub struct Forwarder<F: Flash> {
     turn: usize,
     /// Mean stored bytes per record seen, for the bytes-behind estimate.
     mean_record_bytes: u64,
+    /// Per edge partition (topic, partition): an offset in its cursor partition at or
+    /// before its latest committed cursor record, so a readback can start there instead of
+    /// at the log start (a cursor partition holds every commit's record until compaction).
+    /// Kept in RAM: the first session of a process reads from the log start.
+    cursor_hints: HashMap<(String, u32), i64>,
 }
 
 impl<F: Flash + 'static> Forwarder<F> {
@@ -101,6 +106,7 @@ impl<F: Flash + 'static> Forwarder<F> {
             positions: Vec::new(),
             turn: 0,
             mean_record_bytes: 0,
+            cursor_hints: HashMap::new(),
         }
     }
 
@@ -291,23 +297,41 @@ impl<F: Flash + 'static> Forwarder<F> {
             cursor_parts.insert(cp);
         }
         let mut found: HashMap<usize, Cursor> = HashMap::new();
+        let mut found_at: HashMap<usize, i64> = HashMap::new();
         let mut bad: Option<SessionError> = None;
         let bytes_max = i32::try_from(self.cfg.response_bytes_max / 2).unwrap_or(i32::MAX);
         for &cp in &cursor_parts {
             let until = list_offset(cluster, &ctopic, cp, LATEST)?;
+            // Start at the oldest hint of the partition's keys, if every key has one.
+            let mine: Vec<usize> = keys
+                .iter()
+                .filter(|(k, _)| partition_for_key(k.as_bytes(), n) as i32 == cp)
+                .map(|(_, &i)| i)
+                .collect();
+            let from = mine
+                .iter()
+                .map(|&i| {
+                    let p = &self.parts[i];
+                    self.cursor_hints
+                        .get(&(p.topic.clone(), p.partition))
+                        .copied()
+                })
+                .try_fold(i64::MAX, |m, h| h.map(|h| m.min(h)));
             read_committed(
                 cluster,
                 &ctopic,
                 cp,
+                from,
                 until,
                 bytes_max,
                 deadline,
-                |_, k, v| {
+                |o, k, v| {
                     let Some(k) = k else { return Ok(()) };
                     let Ok(k) = std::str::from_utf8(&k) else {
                         return Ok(());
                     };
                     let Some(&i) = keys.get(k) else { return Ok(()) };
+                    found_at.insert(i, o);
                     match v.as_deref().map(cursor::decode) {
                         Some(Ok(c)) => {
                             found.insert(i, c);
@@ -326,6 +350,12 @@ impl<F: Flash + 'static> Forwarder<F> {
                     Ok(())
                 },
             )?;
+            for i in mine {
+                let p = &self.parts[i];
+                let hint = found_at.get(&i).copied().unwrap_or(until);
+                self.cursor_hints
+                    .insert((p.topic.clone(), p.partition), hint);
+            }
         }
         if let Some(e) = bad {
             return Err(e);
@@ -547,12 +577,23 @@ impl<F: Flash + 'static> Forwarder<F> {
         let deadline = Instant::now() + self.request_timeout();
         let parts: BTreeSet<Tp> = batches.keys().cloned().collect();
         producer.add_partitions(cluster, &parts, deadline)?;
-        producer.produce(
+        let bases = producer.produce(
             cluster,
             batches,
             usize::try_from(self.cfg.upstream_batch_bytes_max).unwrap_or(usize::MAX),
         )?;
         producer.commit(cluster)?;
+        // Each carried partition's latest committed cursor is at or after its cursor
+        // partition's first offset in this transaction.
+        for &i in last_next.keys() {
+            let p = &self.parts[i];
+            let key = cursor::key(&self.cfg.gateway_id, &p.topic, p.partition);
+            let cp = partition_for_key(key.as_bytes(), cn) as i32;
+            if let Some(&base) = bases.get(&(ctopic.clone(), cp)) {
+                self.cursor_hints
+                    .insert((p.topic.clone(), p.partition), base);
+            }
+        }
         // Committed: the records and cursors are upstream. Only now may the ring reclaim them.
         let now = now_ms();
         for (&i, &next) in &last_next {

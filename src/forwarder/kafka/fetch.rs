@@ -176,19 +176,24 @@ pub fn list_offset(
     Ok(p.offset)
 }
 
-/// Reads `topic/partition` with read_committed from its log start until the position
-/// reaches `until` (or `deadline` passes: an error), calling `each(offset, key, value)` for
-/// every committed record in order.
+/// Reads `topic/partition` with read_committed from `from` (its log start if `None`, or if
+/// `from` is no longer in the log) until the position reaches `until` (or `deadline`
+/// passes: an error), calling `each(offset, key, value)` for every committed record in order.
+#[allow(clippy::too_many_arguments)]
 pub fn read_committed(
     cluster: &mut Cluster,
     topic: &str,
     partition: i32,
+    from: Option<i64>,
     until: i64,
     bytes_max: i32,
     deadline: Instant,
     mut each: impl FnMut(i64, Option<Bytes>, Option<Bytes>) -> Result<(), KafkaError>,
 ) -> Result<(), KafkaError> {
-    let mut pos = list_offset(cluster, topic, partition, EARLIEST)?;
+    let mut pos = match from {
+        Some(f) => f,
+        None => list_offset(cluster, topic, partition, EARLIEST)?,
+    };
     while pos < until {
         if Instant::now() >= deadline {
             return Err(KafkaError::GaveUp {

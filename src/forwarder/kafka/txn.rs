@@ -202,8 +202,9 @@ impl TxnProducer {
         Ok(())
     }
 
-    /// Sends the records of each upstream partition in order as transactional batches. Every
-    /// partition must have been added first.
+    /// Sends the records of each upstream partition in order as transactional batches, and
+    /// returns the offset of each partition's first record. Every partition must have been
+    /// added first.
     ///
     /// Kafka takes one record batch per partition per Produce request, and refuses a batch
     /// over the topic's `max.message.bytes`: a partition's records are cut into batches of
@@ -213,7 +214,8 @@ impl TxnProducer {
         cluster: &mut Cluster,
         batches: BTreeMap<Tp, Vec<Record>>,
         batch_bytes_max: usize,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<BTreeMap<Tp, i64>, KafkaError> {
+        let mut first: BTreeMap<Tp, i64> = BTreeMap::new();
         let mut chunked: BTreeMap<Tp, std::collections::VecDeque<Vec<Record>>> = BTreeMap::new();
         for (tp, recs) in batches {
             chunked.insert(tp, split_batch(recs, batch_bytes_max).into());
@@ -224,18 +226,22 @@ impl TxnProducer {
                 .filter_map(|(tp, q)| q.pop_front().map(|c| (tp.clone(), c)))
                 .collect();
             if round.is_empty() {
-                return Ok(());
+                return Ok(first);
             }
-            self.produce_round(cluster, round)?;
+            for (tp, base) in self.produce_round(cluster, round)? {
+                first.entry(tp).or_insert(base);
+            }
         }
     }
 
-    /// One Produce request per leader, one batch per partition.
+    /// One Produce request per leader, one batch per partition; returns each batch's base
+    /// offset.
     fn produce_round(
         &mut self,
         cluster: &mut Cluster,
         batches: BTreeMap<Tp, Vec<Record>>,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<Vec<(Tp, i64)>, KafkaError> {
+        let mut bases = Vec::new();
         let mut by_leader: BTreeMap<i32, Vec<(Tp, Vec<Record>)>> = BTreeMap::new();
         for (tp, recs) in batches {
             if recs.is_empty() {
@@ -318,13 +324,14 @@ impl TxnProducer {
                             message: p.error_message.as_ref().map(|m| m.to_string()),
                         });
                     }
+                    bases.push(((t.name.0.to_string(), p.index), p.base_offset));
                 }
             }
             for (tp, next) in advanced {
                 self.sequences.insert(tp, next);
             }
         }
-        Ok(())
+        Ok(bases)
     }
 
     /// Commits the open transaction. `Ok` means the coordinator decided commit: the records
