@@ -7,7 +7,10 @@
 //!   it), then restored: everything drains once, in order, while new records keep being
 //!   accepted;
 //! - upstream restart mid-drain: the Kafka process is stopped and started again while a
-//!   backlog drains.
+//!   backlog drains;
+//! - key-hash routing: keyed records land where Kafka's default partitioner puts their key,
+//!   keyless ones on the edge partition's number modulo the upstream count, each edge
+//!   partition in order within every upstream partition.
 
 mod support;
 
@@ -140,6 +143,53 @@ fn round_trip_outage_and_upstream_restart() {
     assert_exact(check(&up, "gw-rs", "rs", &[21_000]), "upstream restart");
     let cur = cursors(&k, "cursors", "gw-rs");
     assert_eq!(cur["gw-rs/rs/0"].1, 21_000);
+    drop(c);
+    edge.kill();
+
+    // --- Key-hash routing: 2 edge partitions onto 3 upstream partitions. ---
+    k.create_topic("kh-up", 3, false);
+    let mut edge = Edge::new(
+        "fwd-keyhash",
+        &k.edge_bootstrap(),
+        "gw-kh",
+        &[("kh", "kh-up", "key-hash")],
+        ("256 KiB", "16 MiB"),
+        &[],
+        &[],
+    );
+    edge.start();
+    let c = edge.client();
+    smol::block_on(c.create_topic("kh", 2)).unwrap();
+    for p in 0..2 {
+        produce_numbered(&c, "kh", p, 0, 2000, 200).unwrap();
+    }
+    let up = wait_upstream(&k, "kh-up", 4000, DRAIN, &edge);
+    assert_eq!(up.len(), 4000);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last: std::collections::BTreeMap<(i32, u32), u64> = Default::default();
+    for r in &up {
+        let p: u32 = r.header_str("outpost.partition").unwrap().parse().unwrap();
+        let o: u64 = r.header_str("outpost.offset").unwrap().parse().unwrap();
+        let want = forward::numbered("kh", p, o);
+        assert_eq!(r.key, want.key);
+        assert_eq!(r.value.as_deref(), Some(&want.value[..]));
+        let target = match &r.key {
+            Some(key) => outpost::protocol::murmur2::partition_for_key(key, 3),
+            None => p % 3,
+        };
+        assert_eq!(r.partition as u32, target, "edge {p}/{o} key {:?}", r.key);
+        assert!(seen.insert((p, o)), "edge {p}/{o} twice");
+        if let Some(&prev) = last.get(&(r.partition, p)) {
+            assert!(
+                o > prev,
+                "edge partition {p} out of order in upstream {}",
+                r.partition
+            );
+        }
+        last.insert((r.partition, p), o);
+    }
+    assert_eq!(seen.len(), 4000);
+    println!("key-hash: 4000 records over 3 upstream partitions, each once, in order");
     drop(c);
     edge.kill();
 }
