@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use forward::{Counts, Edge, check, cursors, produce_numbered, wait_upstream};
 use kafka::{Fault, Kafka};
+use outpost::client::ForwardLink;
 
 const DRAIN: Duration = Duration::from_secs(120);
 
@@ -94,12 +95,52 @@ fn round_trip_outage_and_upstream_restart() {
         "nothing crosses a refusing uplink"
     );
     assert!(proxy.connections_refused() > 0, "the forwarder kept trying");
+    // The operator sees the outage and the backlog.
+    let st = smol::block_on(c.forwarder_status()).unwrap();
+    assert!(st.configured);
+    assert!(
+        matches!(st.link, ForwardLink::BackingOff | ForwardLink::Connecting),
+        "{st:?}"
+    );
+    assert!(st.last_error.is_some(), "{st:?}");
+    let behind: Vec<(u32, u64, bool)> = st
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition,
+                p.durable_next,
+                p.oldest_unforwarded_ms.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(behind, vec![(0, 3000, true), (1, 2000, true)], "{st:?}");
+    let shown = std::process::Command::new(support::BIN)
+        .args(["status", "--addr", &edge.server().addr_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    println!("outpost status during the outage:\n{text}");
+    assert!(shown.status.success(), "{text}");
+    assert!(
+        text.contains("forwarding") && text.contains("out-up"),
+        "{text}"
+    );
     proxy.set(Fault::Pass);
     // New publishes are accepted while the backlog drains.
     produce_numbered(&c, "out", 0, 3000, 1000, 100).unwrap();
     produce_numbered(&c, "out", 1, 2000, 1000, 100).unwrap();
     let up = wait_upstream(&k, "out-up", 7000, DRAIN, &edge);
     assert_exact(check(&up, "gw-out", "out", &[4000, 3000]), "outage");
+    let st = smol::block_on(c.forwarder_status()).unwrap();
+    assert_eq!(st.link, ForwardLink::Connected, "{st:?}");
+    assert!(
+        st.records_forwarded >= 7000 && st.last_commit_ms.is_some(),
+        "{st:?}"
+    );
+    for p in &st.partitions {
+        assert_eq!(p.position, Some(p.durable_next), "caught up: {p:?}");
+    }
     drop(c);
     edge.kill();
 

@@ -621,23 +621,30 @@ impl<F: Flash + 'static> Forwarder<F> {
     /// Status: each partition's durable end, bytes behind and oldest unforwarded record.
     fn refresh_lag(&self) {
         let reader = self.broker.log().reader();
-        let mean = self.mean_record_bytes;
         for (i, p) in self.parts.iter().enumerate() {
+            // Before the cursor is read back the position is 0: every stored record counts.
             let pos = self.positions[i];
             let (earliest, next) = reader.offsets(p.id);
             let oldest = if next > pos {
                 reader
                     .read(p.id, pos.max(earliest), 1)
                     .ok()
-                    .and_then(|b| b.records.first().map(|(_, r)| r.timestamp_ms))
+                    .and_then(|b| b.records.into_iter().next())
+                    .map(|(_, r)| r)
             } else {
                 None
             };
+            // Nothing forwarded yet to average over: the oldest record's size stands in.
+            let mean = match (self.mean_record_bytes, &oldest) {
+                (0, Some(r)) => r.encoded_bytes(),
+                (m, _) => m,
+            };
+            let behind = next.0.saturating_sub(pos.max(earliest).0);
             self.status.update(|s| {
                 if let Some(ps) = s.partitions.get_mut(&(p.topic.clone(), p.partition)) {
                     ps.durable_next = next.0;
-                    ps.bytes_behind = next.0.saturating_sub(pos.0).saturating_mul(mean);
-                    ps.oldest_unforwarded_ms = oldest;
+                    ps.bytes_behind = behind.saturating_mul(mean);
+                    ps.oldest_unforwarded_ms = oldest.as_ref().map(|r| r.timestamp_ms);
                 }
             });
         }
