@@ -81,12 +81,15 @@ test: test-tools kafka venv
 	$(CARGO) clippy --lib --no-default-features -- -D warnings
 
 # Storage alone (durable appends vs the disk's raw limit), then the broker end to end through
-# the protocol (issue 4's workloads: W=1000 unacked, acks=durable, a broker it starts itself).
+# the protocol (issue 4's workloads: W=1000 unacked, acks=durable, a broker it starts itself),
+# then the forwarder's backlog drain to a local Kafka vs confluent-kafka's own transactional
+# producer (issue 6; OUTPOST_BENCH_FWD_* variables, see benches/forward.rs).
 bench: kafka venv
 	$(CARGO) bench --bench storage -- $(BENCH_ARGS)
 	$(CARGO) build --release
 	$(TARGET_DIR)/release/outpost bench --records 1000000 --record-bytes 100 --window 1000 --acks durable
 	$(TARGET_DIR)/release/outpost bench --records 200000 --record-bytes 1024 --window 1000 --acks durable
+	$(CARGO) bench --bench forward
 
 # Kafka jars + log4j2.xml into $(OUTPOST_KAFKA_HOME); does nothing when already there.
 kafka:
