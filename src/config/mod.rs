@@ -170,7 +170,7 @@ pub fn parse_config(
     let broker = resolve_broker(label, &file.broker, &ring)?;
     let forwarder = match &file.forwarder {
         None => None,
-        Some(f) => Some(resolve_forwarder(label, f)?),
+        Some(f) => Some(resolve_forwarder(label, f, &ring)?),
     };
 
     Ok(Settings {
@@ -190,6 +190,7 @@ pub fn parse_config(
 fn resolve_forwarder(
     label: &str,
     f: &file::ForwarderSection,
+    ring: &RingConfig,
 ) -> Result<ForwarderConfig, ConfigFileError> {
     use crate::forwarder::config as d;
     let cfg = ForwarderConfig {
@@ -239,6 +240,20 @@ fn resolve_forwarder(
         key: format!("forwarder.{}", e.key),
         reason: e.reason,
     })?;
+    // The largest edge record, its origin headers and Kafka's framing must fit in one
+    // upstream batch, or it could never be forwarded.
+    let floor = ring.batch_bytes_max.saturating_add(4 << 10);
+    if cfg.upstream_batch_bytes_max < floor {
+        return Err(ConfigFileError::Invalid {
+            file: label.to_owned(),
+            key: "forwarder.upstream_batch_bytes_max".to_owned(),
+            reason: format!(
+                "{} is less than [storage] batch_bytes_max + 4 KiB ({floor}): the largest \
+                 record a producer may store would not fit in one upstream batch",
+                cfg.upstream_batch_bytes_max
+            ),
+        });
+    }
     Ok(cfg)
 }
 

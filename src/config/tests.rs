@@ -653,6 +653,11 @@ fn forwarder_errors_name_the_key() {
             "forwarder.batch_bytes_max",
         ),
         ("", "", "forwarder.route"),
+        (
+            "upstream_batch_bytes_max = \"64 KiB\"\n",
+            ROUTE,
+            "forwarder.upstream_batch_bytes_max",
+        ),
     ] {
         let text = format!("{}{FORWARDER}{extra}{route}", config("", ""));
         let (e, msg) = parse_err(&text);

@@ -27,11 +27,6 @@ use crate::storage::{Offset, PartitionId, ReadError};
 #[derive(Debug)]
 pub enum SessionError {
     Kafka(KafkaError),
-    /// A cursor upstream cannot be read by this outpost.
-    Cursor {
-        key: String,
-        detail: String,
-    },
     /// The ring refused a read (other than a reclaim race).
     Read(ReadError),
 }
@@ -40,7 +35,6 @@ impl std::fmt::Display for SessionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SessionError::Kafka(e) => write!(f, "{}", error_chain(e)),
-            SessionError::Cursor { key, detail } => write!(f, "cursor {key:?}: {detail}"),
             SessionError::Read(e) => write!(f, "reading the ring: {}", error_chain(e)),
         }
     }
@@ -94,10 +88,19 @@ pub struct Forwarder<F: Flash> {
     /// at the log start (a cursor partition holds every commit's record until compaction).
     /// Kept in RAM: the first session of a process reads from the log start.
     cursor_hints: HashMap<(String, u32), i64>,
+    /// Per `parts` index: why the partition is not forwarded in this session (a cursor this
+    /// outpost cannot read, no upstream partition for "same"), re-evaluated every session.
+    /// A blocked partition keeps its records (never released) and does not stop the others.
+    blocked: Vec<Option<String>>,
+    /// Record bytes the next transaction may carry: `batch_bytes_max`, halved after a
+    /// transaction failed (a slow uplink must fit one into `transaction_timeout_ms`), doubled
+    /// back after each commit.
+    txn_bytes: u64,
 }
 
 impl<F: Flash + 'static> Forwarder<F> {
     pub fn new(broker: Arc<Broker<F>>, cfg: ForwarderConfig, status: Arc<Status>) -> Self {
+        let cfg_batch = cfg.batch_bytes_max;
         Forwarder {
             broker,
             cfg,
@@ -107,6 +110,8 @@ impl<F: Flash + 'static> Forwarder<F> {
             turn: 0,
             mean_record_bytes: 0,
             cursor_hints: HashMap::new(),
+            blocked: Vec::new(),
+            txn_bytes: cfg_batch,
         }
     }
 
@@ -188,6 +193,7 @@ impl<F: Flash + 'static> Forwarder<F> {
                 // A partition found in a session is new (topics keep their partitions for
                 // life): no cursor of this ring can exist for it.
                 self.positions.push(Offset::ZERO);
+                self.blocked.push(None);
                 self.status.update(|s| {
                     s.partitions
                         .entry((t.name().to_owned(), p))
@@ -228,6 +234,10 @@ impl<F: Flash + 'static> Forwarder<F> {
             self.cfg.transactional_id
         );
         self.discover();
+        for b in &mut self.blocked {
+            *b = None;
+        }
+        self.check_routes(&cluster);
         self.read_cursors(&mut cluster, settle)?;
         self.status.update(|s| {
             s.state = LinkState::Connected;
@@ -241,6 +251,7 @@ impl<F: Flash + 'static> Forwarder<F> {
                 return Ok(());
             }
             self.discover();
+            self.check_routes(&cluster);
             let runs = self.gather()?;
             if runs.is_empty() {
                 self.refresh_lag();
@@ -257,8 +268,35 @@ impl<F: Flash + 'static> Forwarder<F> {
                 drop(stop);
                 continue;
             }
-            self.transact(&mut cluster, &mut producer, runs)?;
+            if let Err(e) = self.transact(&mut cluster, &mut producer, runs) {
+                self.txn_bytes = (self.txn_bytes / 2).max(1024);
+                return Err(e);
+            }
+            self.txn_bytes = self
+                .txn_bytes
+                .saturating_mul(2)
+                .min(self.cfg.batch_bytes_max);
             backoff.reset();
+        }
+    }
+
+    /// Blocks the "same"-routed partitions the upstream topic has no partition for.
+    fn check_routes(&mut self, cluster: &Cluster) {
+        for (i, p) in self.parts.iter().enumerate() {
+            if p.route.partitioning != Partitioning::Same || self.blocked[i].is_some() {
+                continue;
+            }
+            let up = &p.route.upstream_topic;
+            let n = cluster.topic(up).map_or(0, |t| t.partitions());
+            if p.partition >= n {
+                let why = format!(
+                    "edge {}/{} is not forwarded: upstream topic {up:?} has {n} partition(s),                      and partitioning = \"same\" needs partition {}",
+                    p.topic, p.partition, p.partition
+                );
+                log::error!("forwarder: {why}");
+                self.status.update(|s| s.last_error = Some(why.clone()));
+                self.blocked[i] = Some(why);
+            }
         }
     }
 
@@ -267,7 +305,8 @@ impl<F: Flash + 'static> Forwarder<F> {
         self.parts
             .iter()
             .zip(&self.positions)
-            .any(|(p, &pos)| r.offsets(p.id).1 > pos)
+            .zip(&self.blocked)
+            .any(|((p, &pos), b)| b.is_none() && r.offsets(p.id).1 > pos)
     }
 
     /// Step 3: the committed cursors, read back with read_committed; then the positions and
@@ -298,7 +337,7 @@ impl<F: Flash + 'static> Forwarder<F> {
         }
         let mut found: HashMap<usize, Cursor> = HashMap::new();
         let mut found_at: HashMap<usize, i64> = HashMap::new();
-        let mut bad: Option<SessionError> = None;
+        let mut bad: HashMap<usize, String> = HashMap::new();
         let bytes_max = i32::try_from(self.cfg.response_bytes_max / 2).unwrap_or(i32::MAX);
         for &cp in &cursor_parts {
             let until = list_offset(cluster, &ctopic, cp, LATEST)?;
@@ -332,19 +371,20 @@ impl<F: Flash + 'static> Forwarder<F> {
                     };
                     let Some(&i) = keys.get(k) else { return Ok(()) };
                     found_at.insert(i, o);
+                    // The last value per key wins, a bad one included.
                     match v.as_deref().map(cursor::decode) {
                         Some(Ok(c)) => {
                             found.insert(i, c);
+                            bad.remove(&i);
                         }
                         // A tombstone: the operator deleted the cursor.
                         None => {
                             found.remove(&i);
+                            bad.remove(&i);
                         }
                         Some(Err(e)) => {
-                            bad = Some(SessionError::Cursor {
-                                key: k.to_owned(),
-                                detail: e.to_string(),
-                            })
+                            found.remove(&i);
+                            bad.insert(i, format!("cursor {k:?} upstream: {e}"));
                         }
                     }
                     Ok(())
@@ -357,13 +397,37 @@ impl<F: Flash + 'static> Forwarder<F> {
                     .insert((p.topic.clone(), p.partition), hint);
             }
         }
-        if let Some(e) = bad {
-            return Err(e);
+        for (i, why) in bad {
+            log::error!("forwarder: {why}; that partition is not forwarded");
+            self.status.update(|s| s.last_error = Some(why.clone()));
+            self.blocked[i] = Some(why);
         }
         let ring_id = self.broker.ring_id();
+        let reader = self.broker.log().reader().clone();
         for (i, p) in self.parts.iter().enumerate() {
+            if self.blocked[i].is_some() {
+                continue;
+            }
             let pos = match found.get(&i) {
-                Some(c) if c.ring_id == ring_id => c.next_offset,
+                Some(c) if c.ring_id == ring_id => {
+                    let (_, durable_next) = reader.offsets(p.id);
+                    if c.next_offset > durable_next {
+                        // Upstream holds edge offsets this ring no longer has (a corruption
+                        // skipped under skip-segment, say): records stored from here on are
+                        // new, so they are forwarded, not taken for copies.
+                        log::error!(
+                            "forwarder: the cursor of {}/{} says {} but the partition ends at                              {}; forwarding from {}",
+                            p.topic,
+                            p.partition,
+                            c.next_offset.0,
+                            durable_next.0,
+                            durable_next.0
+                        );
+                        durable_next
+                    } else {
+                        c.next_offset
+                    }
+                }
                 Some(c) => {
                     log::warn!(
                         "forwarder: the cursor of {}/{} belongs to ring {:016x}, not this ring \
@@ -396,7 +460,7 @@ impl<F: Flash + 'static> Forwarder<F> {
     /// round-robin, at most `batch_bytes_max` (at least one record), waiting up to
     /// `linger_ms` for more when less is available.
     fn gather(&mut self) -> Result<Vec<Run>, SessionError> {
-        let budget = self.cfg.batch_bytes_max;
+        let budget = self.txn_bytes;
         let linger_end = Instant::now() + Duration::from_millis(self.cfg.linger_ms);
         let mut runs: Vec<Run> = Vec::new();
         let mut used = 0u64;
@@ -408,6 +472,9 @@ impl<F: Flash + 'static> Forwarder<F> {
                     break;
                 }
                 let i = (self.turn + k) % n.max(1);
+                if self.blocked[i].is_some() {
+                    continue;
+                }
                 let part = &self.parts[i];
                 let pos = runs
                     .iter()
@@ -435,6 +502,9 @@ impl<F: Flash + 'static> Forwarder<F> {
                         Err(ReadError::OffsetOutOfRange { .. }) => continue,
                         Err(e) => return Err(SessionError::Read(e)),
                     }
+                }
+                if records.is_empty() && gap.is_none() {
+                    continue;
                 }
                 let bytes: u64 = records.iter().map(|(_, r)| r.encoded_bytes()).sum();
                 if !records.is_empty() {
@@ -474,6 +544,9 @@ impl<F: Flash + 'static> Forwarder<F> {
     fn has_backlog_beyond(&self, runs: &[Run]) -> bool {
         let r = self.broker.log().reader();
         self.parts.iter().enumerate().any(|(i, p)| {
+            if self.blocked[i].is_some() {
+                return false;
+            }
             let pos = runs
                 .iter()
                 .rev()

@@ -1,12 +1,12 @@
 //! One blocking connection to one Kafka broker: the 4-byte big-endian size framing, request
 //! headers and correlation ids around the `kafka-protocol` codecs. One request at a time
-//! (the forwarder is sequential by design: docs/FORWARDING.md section 5), every read and
-//! write bounded by the request timeout, every response by `response_bytes_max` before it is
+//! (the forwarder is sequential by design: docs/FORWARDING.md section 5), each call bounded
+//! as a whole by the request timeout, every response by `response_bytes_max` before it is
 //! allocated.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
@@ -20,6 +20,9 @@ pub const CLIENT_ID: &str = concat!("outpost-", env!("CARGO_PKG_VERSION"));
 pub struct Conn {
     stream: TcpStream,
     addr: String,
+    /// Each call must finish within this (the socket timeouts are set to what is left
+    /// before every read and write, so a trickling peer cannot stretch a call).
+    timeout: Duration,
     correlation: i32,
     response_bytes_max: usize,
 }
@@ -45,6 +48,7 @@ impl Conn {
                     return Ok(Conn {
                         stream,
                         addr: addr.to_owned(),
+                        timeout,
                         correlation: 0,
                         response_bytes_max,
                     });
@@ -74,14 +78,15 @@ impl Conn {
         self.correlation = self.correlation.wrapping_add(1);
         let sent = self.correlation;
         let frame = encode_request(api, req, version, sent)?;
+        let deadline = Instant::now() + self.timeout;
         let io = |source| KafkaError::Io {
             addr: self.addr.clone(),
             api,
             source,
         };
-        self.stream.write_all(&frame).map_err(io)?;
+        write_by(&mut self.stream, &frame, deadline).map_err(io)?;
         let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).map_err(io)?;
+        read_by(&mut self.stream, &mut size, deadline).map_err(io)?;
         let bytes = i32::from_be_bytes(size);
         let len = usize::try_from(bytes)
             .ok()
@@ -93,7 +98,7 @@ impl Conn {
                 max: self.response_bytes_max,
             })?;
         let mut body = vec![0u8; len];
-        self.stream.read_exact(&mut body).map_err(io)?;
+        read_by(&mut self.stream, &mut body, deadline).map_err(io)?;
         let (got, resp) = decode_response::<R>(api, &self.addr, body, version)?;
         if got != sent {
             return Err(KafkaError::Correlation {
@@ -105,6 +110,45 @@ impl Conn {
         }
         Ok(resp)
     }
+}
+
+fn left(deadline: Instant) -> std::io::Result<Duration> {
+    let d = deadline.saturating_duration_since(Instant::now());
+    if d.is_zero() {
+        return Err(std::io::Error::new(
+            ErrorKind::TimedOut,
+            "request_timeout_ms passed before the answer was complete",
+        ));
+    }
+    Ok(d)
+}
+
+/// `write_all` that gives up at `deadline`.
+fn write_by(s: &mut TcpStream, mut buf: &[u8], deadline: Instant) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.set_write_timeout(Some(left(deadline)?))?;
+        match s.write(buf) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `read_exact` that gives up at `deadline`.
+fn read_by(s: &mut TcpStream, mut buf: &mut [u8], deadline: Instant) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.set_read_timeout(Some(left(deadline)?))?;
+        match s.read(buf) {
+            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The whole request frame: size, header, body.

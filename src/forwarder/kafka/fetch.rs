@@ -51,6 +51,14 @@ pub fn split_batches(mut data: Bytes) -> Result<Vec<Batch>, String> {
             break; // partial tail
         }
         let last_delta = be32(&data[23..27]);
+        // The decoder reserves room for the claimed record count before reading any record:
+        // a count the batch's bytes cannot hold (a record takes at least 7) is refused first.
+        let count = data.get(57..61).map_or(0, |c| be32(c));
+        if count < 0 || count as usize > total / 7 {
+            return Err(format!(
+                "batch at offset {base} claims {count} records in {total} bytes"
+            ));
+        }
         let mut one = data.split_to(total);
         let set = RecordBatchDecoder::decode(&mut one)
             .map_err(|e| format!("batch at offset {base}: {e:#}"))?;
@@ -242,6 +250,7 @@ pub fn read_committed(
             .flat_map(|t| t.partitions.into_iter())
             .find(|p| p.partition_index == partition)
         else {
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         let code = KafkaCode(p.error_code);
@@ -270,7 +279,7 @@ pub fn read_committed(
             })?,
             None => Vec::new(),
         };
-        let next = batches.last().map(|b| b.last_offset + 1);
+        let next = batches.last().map(|b| b.last_offset.saturating_add(1));
         let aborted = p
             .aborted_transactions
             .unwrap_or_default()
@@ -353,5 +362,11 @@ mod tests {
         let mut bad = vec![0u8; 30];
         bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
         assert!(split_batches(Bytes::from(bad)).is_err());
+        // A record count the bytes cannot hold is refused before the decoder reserves room.
+        let mut huge = vec![0u8; 70];
+        huge[8..12].copy_from_slice(&58i32.to_be_bytes());
+        huge[57..61].copy_from_slice(&1_000_000_000i32.to_be_bytes());
+        let e = split_batches(Bytes::from(huge)).unwrap_err();
+        assert!(e.contains("claims 1000000000 records"), "{e}");
     }
 }

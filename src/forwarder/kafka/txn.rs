@@ -314,18 +314,53 @@ impl TxnProducer {
                     return Err(e);
                 }
             };
+            let mut answered = 0usize;
             for t in &resp.responses {
                 for p in &t.partition_responses {
+                    let tp = (t.name.0.to_string(), p.index);
+                    if !advanced.iter().any(|(a, _)| *a == tp) {
+                        return Err(KafkaError::Decode {
+                            addr: String::new(),
+                            api: "Produce",
+                            detail: format!("an answer for {}/{}, which was not sent", tp.0, tp.1),
+                        });
+                    }
                     if p.error_code != 0 {
+                        let code = KafkaCode(p.error_code);
                         return Err(KafkaError::Api {
                             api: "Produce",
                             what: format!("to {}/{}", t.name.0.as_str(), p.index),
-                            code: KafkaCode(p.error_code),
-                            message: p.error_message.as_ref().map(|m| m.to_string()),
+                            code,
+                            message: p
+                                .error_message
+                                .as_ref()
+                                .map(|m| m.to_string())
+                                .or_else(|| hint(code).map(str::to_owned)),
                         });
                     }
-                    bases.push(((t.name.0.to_string(), p.index), p.base_offset));
+                    if p.base_offset < 0 {
+                        return Err(KafkaError::Decode {
+                            addr: String::new(),
+                            api: "Produce",
+                            detail: format!("base offset {} for {}/{}", p.base_offset, tp.0, tp.1),
+                        });
+                    }
+                    answered += 1;
+                    bases.push((tp, p.base_offset));
                 }
+            }
+            // A partition left out of the answer is not known to be written: the commit
+            // must not happen.
+            if answered != advanced.len() {
+                return Err(KafkaError::Decode {
+                    addr: String::new(),
+                    api: "Produce",
+                    detail: format!(
+                        "{} partition answers for {} partitions sent",
+                        answered,
+                        advanced.len()
+                    ),
+                });
             }
             for (tp, next) in advanced {
                 self.sequences.insert(tp, next);
@@ -372,6 +407,23 @@ impl TxnProducer {
             cluster.forget(node);
         }
         r
+    }
+}
+
+/// What an operator should look at for a Produce error that repeats until fixed upstream or
+/// on the edge.
+fn hint(code: KafkaCode) -> Option<&'static str> {
+    use kafka_protocol::ResponseError as E;
+    match code.error()? {
+        E::InvalidTimestamp => Some(
+            "is the edge clock right? Kafka refuses record timestamps further from its own \
+             clock than log.message.timestamp.before/after.max.ms (1 hour ahead in Kafka 4)",
+        ),
+        E::MessageTooLarge | E::RecordListTooLarge => Some(
+            "a batch exceeds the upstream topic's max.message.bytes: lower \
+             [forwarder] upstream_batch_bytes_max",
+        ),
+        _ => None,
     }
 }
 
