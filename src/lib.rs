@@ -6,6 +6,7 @@
 //! - [`protocol`]: the native wire protocol, `no_std` and allocation-free;
 //! - [`broker`]: the TCP server speaking it over the storage: topics, produce, fetch;
 //! - [`forwarder`]: exactly-once forwarding of edge topics to Apache Kafka;
+//! - [`groups`]: the consumer-group coordinator (a pure state machine) and offset entries;
 //! - [`client`]: the async client of that protocol (used by the CLI, the tests and the bench);
 //! - [`cli`]: the `outpost` command line.
 
@@ -22,6 +23,8 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "std")]
 pub mod forwarder;
+#[cfg(feature = "std")]
+pub mod groups;
 pub mod protocol;
 #[cfg(feature = "std")]
 pub mod storage;
