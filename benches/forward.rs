@@ -66,8 +66,8 @@ use forward::Edge;
 use kafka::{Fault, JVM_OPTS_BENCH, Kafka, KafkaOptions, Proxy};
 
 const RECORD_BYTES: usize = 100;
-/// Records per produce call to the edge (about 500 KB: under the board's 1 MiB batch).
-const EDGE_BATCH: usize = 4096;
+/// Records per produce call to the edge (about 244 KB: under the board's 256 KiB batch).
+const EDGE_BATCH: usize = 2000;
 /// Produce calls to the edge in flight at once.
 const EDGE_LANES: usize = 4;
 /// The edge board's segment size.
@@ -438,7 +438,7 @@ ring_bytes = {ring}
 memory_budget_bytes = "64 MiB"
 listen_addr = "127.0.0.1:7478"
 group_bytes_max = "4 MiB"
-batch_bytes_max = "1 MiB"
+batch_bytes_max = "256 KiB"
 meta_bytes_max = "4 KiB"
 partitions_max = 64
 "#

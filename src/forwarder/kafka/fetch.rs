@@ -53,7 +53,7 @@ pub fn split_batches(mut data: Bytes) -> Result<Vec<Batch>, String> {
         let last_delta = be32(&data[23..27]);
         // The decoder reserves room for the claimed record count before reading any record:
         // a count the batch's bytes cannot hold (a record takes at least 7) is refused first.
-        let count = data.get(57..61).map_or(0, |c| be32(c));
+        let count = data.get(57..61).map_or(0, be32);
         if count < 0 || count as usize > total / 7 {
             return Err(format!(
                 "batch at offset {base} claims {count} records in {total} bytes"
