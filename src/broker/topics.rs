@@ -23,6 +23,13 @@ pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Bytes of a registry entry's value.
 pub const ENTRY_VALUE_BYTES: usize = 8;
 
+/// Whether every byte is one of Kafka's name characters, `[A-Za-z0-9._-]` (topic names; the
+/// forwarder's gateway ids follow the same rule).
+pub fn is_name(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
 /// Checks a topic name: 1–249 bytes of `[A-Za-z0-9._-]`, not `.` or `..`. Returns why not.
 pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
@@ -34,10 +41,7 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name == "." || name == ".." {
         return Err("a topic name cannot be \".\" or \"..\"");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
+    if !is_name(name) {
         return Err("a topic name may only contain ASCII letters, digits, '.', '_' and '-'");
     }
     Ok(())

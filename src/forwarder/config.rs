@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::broker::topics::check_name;
+use crate::broker::topics::{check_name, is_name};
 
 /// How an edge partition's records are spread over the upstream topic's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,10 +92,7 @@ pub fn check_gateway_id(id: &str) -> Result<(), &'static str> {
     if id.is_empty() || id.len() > GATEWAY_ID_BYTES_MAX {
         return Err("a gateway id is 1 to 64 bytes");
     }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
+    if !is_name(id) {
         return Err("a gateway id may only contain ASCII letters, digits, '.', '_' and '-'");
     }
     Ok(())
