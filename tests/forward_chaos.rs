@@ -1,7 +1,8 @@
 //! Chaos between the edge and a real Kafka (issue 6's proof): a backlog drains while a
 //! seeded fault proxy cuts connections mid-transaction, stalls them, resets them and refuses
 //! them (at least 50 faults), and the real `outpost` binary is SIGKILLed and restarted at
-//! least 10 times, with new records published all along. Then a final drain: the upstream
+//! least 10 times, with new records published all along into a small ring that wraps (so a
+//! record released before its commit would be lost). Then a final drain: the upstream
 //! read_committed view (librdkafka) must hold every edge record exactly once, in order, and
 //! the cursor topic must name the edge's end. The seed is printed; OUTPOST_CHAOS_SEED
 //! replays a run's fault schedule.
@@ -46,7 +47,9 @@ fn exactly_once_through_uplink_faults_and_sigkills() {
         &k.edge_bootstrap(),
         "gw-chaos",
         &[("ch", "ch-up", "same")],
-        ("256 KiB", "32 MiB"),
+        // A ring of 8 segments that the run wraps several times: a record released before
+        // its upstream commit would be reclaimed unforwarded and show up as lost.
+        ("256 KiB", "2 MiB"),
         &[],
         // Small transactions (many per second) and a short request timeout (stalls end fast).
         &[
@@ -61,10 +64,10 @@ fn exactly_once_through_uplink_faults_and_sigkills() {
     smol::block_on(client.create_topic("ch", PARTITIONS)).unwrap();
     let mut ends = vec![0u64; PARTITIONS as usize];
     for p in 0..PARTITIONS {
-        ends[p as usize] = produce_numbered(&client, "ch", p, 0, 15_000, 500).unwrap();
+        ends[p as usize] = produce_numbered(&client, "ch", p, 0, 8_000, 500).unwrap();
     }
 
-    let (mut kills, mut faults) = (0u32, [0u32; 4]);
+    let (mut kills, mut faults, mut full) = (0u32, [0u32; 4], 0u32);
     for round in 1..=FAULTS {
         // The uplink works for a while: transactions start and commit...
         proxy.set(Fault::Pass);
@@ -94,17 +97,25 @@ fn exactly_once_through_uplink_faults_and_sigkills() {
         };
         faults[i] += 1;
         proxy.set(fault);
-        // New records keep arriving at the edge whatever the uplink does.
+        // New records keep arriving at the edge whatever the uplink does (until the ring is
+        // full of unforwarded records: then BUFFER_FULL, and only what was acknowledged
+        // counts).
         for p in 0..PARTITIONS {
-            ends[p as usize] =
-                produce_numbered(&client, "ch", p, ends[p as usize], 100, 100).unwrap();
+            let at = ends[p as usize];
+            ends[p as usize] = match produce_numbered(&client, "ch", p, at, 300, 100) {
+                Ok(end) => end,
+                Err(n) => {
+                    full += 1;
+                    at + n
+                }
+            };
         }
         std::thread::sleep(Duration::from_millis(rng.range(50, 700)));
     }
     proxy.set(Fault::Pass);
     println!(
         "{FAULTS} uplink faults (cut mid-response {}, stall {}, reset {}, refuse {}), {kills} \
-         SIGKILLs of outpost; proxy saw {} connections, killed {}",
+         SIGKILLs of outpost, {full} BUFFER_FULL refusals; proxy saw {} connections, killed {}",
         faults[0],
         faults[1],
         faults[2],
@@ -115,6 +126,23 @@ fn exactly_once_through_uplink_faults_and_sigkills() {
     assert!(kills >= 10);
 
     let total: u64 = ends.iter().sum();
+    let total_wait = std::time::Instant::now() + Duration::from_secs(180);
+    // The ring wrapped: forwarded segments were reclaimed during the run.
+    let earliest: Vec<u64> = loop {
+        let e: Vec<u64> = (0..PARTITIONS)
+            .map(|p| {
+                smol::block_on(client.list_offsets("ch", p))
+                    .unwrap()
+                    .earliest
+            })
+            .collect();
+        if e.iter().any(|&x| x > 0) || std::time::Instant::now() > total_wait {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("edge earliest offsets after the run: {earliest:?} (reclaimed after forwarding)");
+    assert!(earliest.iter().any(|&x| x > 0), "the ring never wrapped");
     let started = Instant::now();
     let up = wait_upstream(&k, "ch-up", total as usize, Duration::from_secs(180), &edge);
     println!(
