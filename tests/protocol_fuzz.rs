@@ -228,6 +228,13 @@ const FORWARD_PARTITION: &[F] = &[
     F::OptI64,
 ];
 
+const STR: &[F] = &[F::Str];
+const GROUP_PARTITION: &[F] = &[F::Str, F::V32];
+const OFFSET_COMMIT: &[F] = &[F::Str, F::V32, F::V64, F::Str];
+const OFFSET_FETCHED: &[F] = &[F::Str, F::V32, F::OptV64, F::Str, F::V64, F::V64, F::V64];
+const GROUP_INFO: &[F] = &[F::Str, F::U8, F::V32];
+const GROUP_MEMBER: &[F] = &[F::Str, F::Str, F::V32, F::Seq(STR), F::Seq(GROUP_PARTITION)];
+
 const HELLO_REQ: &[F] = &[F::U8, F::U8, F::Str];
 const HELLO_RESP: &[F] = &[F::U8, F::Str, F::V32, F::V32, F::V32];
 const CREATE_TOPIC_REQ: &[F] = &[F::Str, F::V32];
@@ -250,6 +257,25 @@ const STATUS_RESP: &[F] = &[
     F::V32,
     F::V32,
     F::Seq(PARTITION_STATUS),
+];
+const JOIN_GROUP_REQ: &[F] = &[F::Str, F::OptStr, F::Str, F::V32, F::Seq(STR), F::Seq(STR)];
+const JOIN_GROUP_RESP: &[F] = &[F::V32, F::Str, F::Str, F::Str, F::Seq(GROUP_PARTITION)];
+const MEMBER_REQ: &[F] = &[F::Str, F::Str, F::V32];
+const SYNC_GROUP_RESP: &[F] = &[F::Seq(GROUP_PARTITION)];
+const LEAVE_GROUP_REQ: &[F] = &[F::Str, F::Str];
+const COMMIT_OFFSETS_REQ: &[F] = &[F::Str, F::OptStr, F::V32, F::Seq(OFFSET_COMMIT)];
+const FETCH_OFFSETS_REQ: &[F] = &[F::Str, F::OptStr, F::V32, F::Seq(GROUP_PARTITION)];
+const FETCH_OFFSETS_RESP: &[F] = &[F::Seq(OFFSET_FETCHED)];
+const LIST_GROUPS_RESP: &[F] = &[F::Seq(GROUP_INFO)];
+const DESCRIBE_GROUP_REQ: &[F] = &[F::Str];
+const DESCRIBE_GROUP_RESP: &[F] = &[
+    F::Str,
+    F::Bool,
+    F::U8,
+    F::V32,
+    F::OptStr,
+    F::OptStr,
+    F::Seq(GROUP_MEMBER),
 ];
 const FORWARDER_STATUS_RESP: &[F] = &[
     F::Bool,
@@ -415,8 +441,10 @@ fn reference_request(b: &[u8], fs: &[F]) -> RefBody {
     }
 }
 
-/// The highest error code of version 1.
-const LAST_CODE: u16 = 22;
+/// The error codes of version 1 (PROTOCOL.md section 5): 0–22 and the groups' 60–72.
+fn known_code(code: u16) -> bool {
+    code <= 22 || (60..=72).contains(&code)
+}
 
 fn reference_response(b: &[u8], fs: &[F]) -> RefBody {
     let mut p = Parser {
@@ -428,7 +456,7 @@ fn reference_response(b: &[u8], fs: &[F]) -> RefBody {
         return RefBody::Malformed;
     };
     let code = code as u16;
-    if code > LAST_CODE {
+    if !known_code(code) {
         return RefBody::UnknownCode(code);
     }
     let payload: &[F] = if code == 0 { fs } else { &[F::Str] };
@@ -497,8 +525,65 @@ flat!(
     ProduceResponse,
     FetchRequest<'_>,
     ListOffsetsRequest<'_>,
-    ListOffsetsResponse
+    ListOffsetsResponse,
+    MemberRequest<'_>,
+    LeaveGroupRequest<'_>,
+    DescribeGroupRequest<'_>
 );
+
+impl Deep for JoinGroupRequest<'_> {
+    fn deep(&self) -> bool {
+        let a = seq_deep!(self.strategies, |_s| true);
+        let b = seq_deep!(self.topics, |_t| true);
+        a && b
+    }
+}
+
+impl Deep for JoinGroupResponse<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.assignment, |_p| true)
+    }
+}
+
+impl Deep for SyncGroupResponse<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.assignment, |_p| true)
+    }
+}
+
+impl Deep for CommitOffsetsRequest<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.offsets, |_o| true)
+    }
+}
+
+impl Deep for FetchOffsetsRequest<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.partitions, |_p| true)
+    }
+}
+
+impl Deep for FetchOffsetsResponse<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.offsets, |_o| true)
+    }
+}
+
+impl Deep for ListGroupsResponse<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.groups, |_g| true)
+    }
+}
+
+impl Deep for DescribeGroupResponse<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.members, |m| {
+            let a = seq_deep!(m.topics, |_t| true);
+            let b = seq_deep!(m.assignment, |_p| true);
+            a && b
+        })
+    }
+}
 
 impl Deep for ProduceRequest<'_> {
     fn deep(&self) -> bool {
@@ -691,6 +776,38 @@ fn check_body(kind: u8, body: &[u8], stats: &mut Stats) {
             check_request!(Empty, EMPTY, body, stats);
             check_response!(StatusResponse<'_>, STATUS_RESP, body, stats);
         }
+        0x20 => {
+            check_request!(JoinGroupRequest<'_>, JOIN_GROUP_REQ, body, stats);
+            check_response!(JoinGroupResponse<'_>, JOIN_GROUP_RESP, body, stats);
+        }
+        0x21 => {
+            check_request!(MemberRequest<'_>, MEMBER_REQ, body, stats);
+            check_response!(SyncGroupResponse<'_>, SYNC_GROUP_RESP, body, stats);
+        }
+        0x22 => {
+            check_request!(MemberRequest<'_>, MEMBER_REQ, body, stats);
+            check_response!(Empty, EMPTY, body, stats);
+        }
+        0x23 => {
+            check_request!(LeaveGroupRequest<'_>, LEAVE_GROUP_REQ, body, stats);
+            check_response!(Empty, EMPTY, body, stats);
+        }
+        0x24 => {
+            check_request!(CommitOffsetsRequest<'_>, COMMIT_OFFSETS_REQ, body, stats);
+            check_response!(Empty, EMPTY, body, stats);
+        }
+        0x25 => {
+            check_request!(FetchOffsetsRequest<'_>, FETCH_OFFSETS_REQ, body, stats);
+            check_response!(FetchOffsetsResponse<'_>, FETCH_OFFSETS_RESP, body, stats);
+        }
+        0x26 => {
+            check_request!(Empty, EMPTY, body, stats);
+            check_response!(ListGroupsResponse<'_>, LIST_GROUPS_RESP, body, stats);
+        }
+        0x27 => {
+            check_request!(DescribeGroupRequest<'_>, DESCRIBE_GROUP_REQ, body, stats);
+            check_response!(DescribeGroupResponse<'_>, DESCRIBE_GROUP_RESP, body, stats);
+        }
         0x40 => {
             check_request!(Empty, EMPTY, body, stats);
             check_response!(
@@ -820,7 +937,10 @@ impl embedded_io::Read for Chunked<'_> {
 // ---------------------------------------------------------------------------------------------
 
 /// Every kind of version 1 (PROTOCOL.md section 3).
-const KNOWN_KINDS: [u8; 10] = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x40];
+const KNOWN_KINDS: [u8; 18] = [
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26,
+    0x27, 0x40,
+];
 
 /// Option bit: rewrite the header CRC of every frame met while walking the stream.
 pub const OPT_FIX_CRC: u8 = 1;
@@ -1099,7 +1219,8 @@ fn gen_request(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize
                 partitions: rng.u32(),
             },
         ),
-        0x03 | 0x08 | 0x40 => body::encode_request(buf, kind, id, &Empty {}),
+        0x03 | 0x08 | 0x26 | 0x40 => body::encode_request(buf, kind, id, &Empty {}),
+        0x20..=0x25 | 0x27 => gen_group_request(rng, buf, kind, id, &s),
         0x04 => body::encode_request(buf, kind, id, &DescribeTopicRequest { name: &s }),
         0x05 => {
             let recs = gen_records(rng);
@@ -1152,7 +1273,202 @@ fn gen_request(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize
     }
 }
 
+/// A request of a group kind (0x20–0x25, 0x27).
+fn gen_group_request(
+    rng: &mut Rng,
+    buf: &mut [u8],
+    kind: u8,
+    id: u32,
+    s: &str,
+) -> Result<usize, BodyError> {
+    let names: Vec<String> = (0..rng.upto(4)).map(|_| rng.string()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let member = rng.string();
+    let opt = rng.chance(1, 2).then_some(member.as_str());
+    let parts: Vec<GroupPartition<'_>> = refs
+        .iter()
+        .map(|t| GroupPartition {
+            topic: t,
+            partition: rng.u32(),
+        })
+        .collect();
+    match kind {
+        0x20 => body::encode_request(
+            buf,
+            kind,
+            id,
+            &JoinGroupRequest {
+                group: s,
+                member: opt,
+                client_id: &member,
+                session_timeout_ms: rng.u32(),
+                strategies: Seq::Slice(&refs),
+                topics: Seq::Slice(&refs),
+            },
+        ),
+        0x21 | 0x22 => body::encode_request(
+            buf,
+            kind,
+            id,
+            &MemberRequest {
+                group: s,
+                member: &member,
+                generation: rng.u32(),
+            },
+        ),
+        0x23 => body::encode_request(
+            buf,
+            kind,
+            id,
+            &LeaveGroupRequest {
+                group: s,
+                member: &member,
+            },
+        ),
+        0x24 => {
+            let offsets: Vec<OffsetCommit<'_>> = refs
+                .iter()
+                .map(|t| OffsetCommit {
+                    topic: t,
+                    partition: rng.u32(),
+                    offset: rng.interesting(),
+                    metadata: t,
+                })
+                .collect();
+            body::encode_request(
+                buf,
+                kind,
+                id,
+                &CommitOffsetsRequest {
+                    group: s,
+                    member: opt,
+                    generation: rng.u32(),
+                    offsets: Seq::Slice(&offsets),
+                },
+            )
+        }
+        0x25 => body::encode_request(
+            buf,
+            kind,
+            id,
+            &FetchOffsetsRequest {
+                group: s,
+                member: opt,
+                generation: rng.u32(),
+                partitions: Seq::Slice(&parts),
+            },
+        ),
+        _ => body::encode_request(buf, kind, id, &DescribeGroupRequest { group: s }),
+    }
+}
+
+/// An OK response of a group kind (0x20–0x27).
+fn gen_group_ok(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize, BodyError> {
+    let s = rng.string();
+    let names: Vec<String> = (0..rng.upto(4)).map(|_| rng.string()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let parts: Vec<GroupPartition<'_>> = refs
+        .iter()
+        .map(|t| GroupPartition {
+            topic: t,
+            partition: rng.u32(),
+        })
+        .collect();
+    match kind {
+        0x20 => body::encode_ok(
+            buf,
+            kind,
+            id,
+            &JoinGroupResponse {
+                generation: rng.u32(),
+                member: &s,
+                leader: &s,
+                strategy: &s,
+                assignment: Seq::Slice(&parts),
+            },
+        ),
+        0x21 => body::encode_ok(
+            buf,
+            kind,
+            id,
+            &SyncGroupResponse {
+                assignment: Seq::Slice(&parts),
+            },
+        ),
+        0x22..=0x24 => body::encode_ok(buf, kind, id, &Empty {}),
+        0x25 => {
+            let offsets: Vec<OffsetFetched<'_>> = refs
+                .iter()
+                .map(|t| OffsetFetched {
+                    topic: t,
+                    partition: rng.u32(),
+                    committed: rng.chance(1, 2).then(|| rng.interesting()),
+                    metadata: t,
+                    commit_timestamp_ms: rng.interesting(),
+                    earliest: rng.interesting(),
+                    next: rng.interesting(),
+                })
+                .collect();
+            body::encode_ok(
+                buf,
+                kind,
+                id,
+                &FetchOffsetsResponse {
+                    offsets: Seq::Slice(&offsets),
+                },
+            )
+        }
+        0x26 => {
+            let groups: Vec<GroupInfo<'_>> = refs
+                .iter()
+                .map(|g| GroupInfo {
+                    group: g,
+                    state: rng.u8(),
+                    members: rng.u32(),
+                })
+                .collect();
+            body::encode_ok(
+                buf,
+                kind,
+                id,
+                &ListGroupsResponse {
+                    groups: Seq::Slice(&groups),
+                },
+            )
+        }
+        _ => {
+            let members: Vec<GroupMember<'_>> = refs
+                .iter()
+                .map(|m| GroupMember {
+                    member: m,
+                    client_id: m,
+                    session_timeout_ms: rng.u32(),
+                    topics: Seq::Slice(&refs),
+                    assignment: Seq::Slice(&parts),
+                })
+                .collect();
+            body::encode_ok(
+                buf,
+                kind,
+                id,
+                &DescribeGroupResponse {
+                    group: &s,
+                    exists: rng.chance(1, 2),
+                    state: rng.u8(),
+                    generation: rng.u32(),
+                    strategy: rng.chance(1, 2).then_some(s.as_str()),
+                    leader: rng.chance(1, 2).then_some(s.as_str()),
+                    members: Seq::Slice(&members),
+                },
+            )
+        }
+    }
+}
+
 fn gen_ok(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize, BodyError> {
+    if (0x20..=0x27).contains(&kind) {
+        return gen_group_ok(rng, buf, kind, id);
+    }
     let s = rng.string();
     let names: Vec<String> = (0..rng.upto(4)).map(|_| rng.string()).collect();
     match kind {

@@ -732,7 +732,7 @@ fn section_8_dumps_are_the_golden_bytes() {
 // ---------------------------------------------------------------------------------------------
 
 /// Section 3, spelled out.
-const KINDS: [(u8, &str); 10] = [
+const KINDS: [(u8, &str); 18] = [
     (0x00, "GOODBYE"),
     (0x01, "HELLO"),
     (0x02, "CREATE_TOPIC"),
@@ -742,6 +742,14 @@ const KINDS: [(u8, &str); 10] = [
     (0x06, "FETCH"),
     (0x07, "LIST_OFFSETS"),
     (0x08, "STATUS"),
+    (0x20, "JOIN_GROUP"),
+    (0x21, "SYNC_GROUP"),
+    (0x22, "HEARTBEAT"),
+    (0x23, "LEAVE_GROUP"),
+    (0x24, "COMMIT_OFFSETS"),
+    (0x25, "FETCH_OFFSETS"),
+    (0x26, "LIST_GROUPS"),
+    (0x27, "DESCRIBE_GROUP"),
     (0x40, "FORWARDER_STATUS"),
 ];
 
@@ -757,6 +765,14 @@ fn kind_numbers_are_pinned() {
         (Kind::Fetch, 0x06),
         (Kind::ListOffsets, 0x07),
         (Kind::Status, 0x08),
+        (Kind::JoinGroup, 0x20),
+        (Kind::SyncGroup, 0x21),
+        (Kind::Heartbeat, 0x22),
+        (Kind::LeaveGroup, 0x23),
+        (Kind::CommitOffsets, 0x24),
+        (Kind::FetchOffsets, 0x25),
+        (Kind::ListGroups, 0x26),
+        (Kind::DescribeGroup, 0x27),
         (Kind::ForwarderStatus, 0x40),
     ];
     for ((kind, n), (m, name)) in by_variant.into_iter().zip(KINDS) {
@@ -799,7 +815,7 @@ fn kind_table_of_the_document_matches() {
 }
 
 /// Section 5, spelled out: number, name, whether the server closes the connection.
-const ERROR_CODES: [(u16, &str, bool); 23] = [
+const ERROR_CODES: [(u16, &str, bool); 36] = [
     (0, "OK", false),
     (1, "MALFORMED", true),
     (2, "FRAME_TOO_LARGE", true),
@@ -823,6 +839,19 @@ const ERROR_CODES: [(u16, &str, bool); 23] = [
     (20, "SHUTTING_DOWN", false),
     (21, "INVALID_RECORD", false),
     (22, "EMPTY_BATCH", false),
+    (60, "UNKNOWN_MEMBER_ID", false),
+    (61, "ILLEGAL_GENERATION", false),
+    (62, "REBALANCE_IN_PROGRESS", false),
+    (63, "INCONSISTENT_GROUP_PROTOCOL", false),
+    (64, "GROUP_MAX_SIZE_REACHED", false),
+    (65, "INVALID_SESSION_TIMEOUT", false),
+    (66, "INVALID_GROUP_ID", false),
+    (67, "TOO_MANY_GROUPS", false),
+    (68, "OFFSET_METADATA_TOO_LARGE", false),
+    (69, "OFFSET_AHEAD_OF_LOG", false),
+    (70, "SUBSCRIPTION_TOO_LARGE", false),
+    (71, "INVALID_CLIENT_ID", false),
+    (72, "OFFSET_STORE_FULL", false),
 ];
 
 #[test]
@@ -851,6 +880,19 @@ fn error_code_numbers_are_pinned() {
         (ErrorCode::ShuttingDown, 20),
         (ErrorCode::InvalidRecord, 21),
         (ErrorCode::EmptyBatch, 22),
+        (ErrorCode::UnknownMemberId, 60),
+        (ErrorCode::IllegalGeneration, 61),
+        (ErrorCode::RebalanceInProgress, 62),
+        (ErrorCode::InconsistentGroupProtocol, 63),
+        (ErrorCode::GroupMaxSizeReached, 64),
+        (ErrorCode::InvalidSessionTimeout, 65),
+        (ErrorCode::InvalidGroupId, 66),
+        (ErrorCode::TooManyGroups, 67),
+        (ErrorCode::OffsetMetadataTooLarge, 68),
+        (ErrorCode::OffsetAheadOfLog, 69),
+        (ErrorCode::SubscriptionTooLarge, 70),
+        (ErrorCode::InvalidClientId, 71),
+        (ErrorCode::OffsetStoreFull, 72),
     ];
     assert_eq!(ErrorCode::ALL.len(), ERROR_CODES.len());
     for (i, ((code, n), (m, name, closes))) in by_variant.into_iter().zip(ERROR_CODES).enumerate() {
@@ -867,7 +909,10 @@ fn error_code_numbers_are_pinned() {
         assert_eq!(&buf[16..len], &[n as u8, 0][..], "{name}");
     }
     // No other number is known; a response carrying one is refused as such.
-    for n in 23..=u16::MAX {
+    for n in 0..=u16::MAX {
+        if ERROR_CODES.iter().any(|(m, _, _)| *m == n) {
+            continue;
+        }
         assert_eq!(ErrorCode::from_u16(n), None, "code {n}");
     }
     assert_eq!(

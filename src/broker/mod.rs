@@ -33,6 +33,7 @@
 
 mod cmd;
 mod conn;
+pub mod groups;
 mod inflight;
 mod release;
 pub mod server;
@@ -48,6 +49,7 @@ use std::time::Instant;
 use crate::config::BrokerConfig;
 use crate::storage::flash::Flash;
 use crate::storage::{Log, Offset, Ring, RingConfig};
+use groups::{Groups, OffsetsLoadError};
 use topics::{Limits, RegistryError, Topics};
 
 /// The name and version a HELLO response carries.
@@ -59,6 +61,8 @@ pub const SERVER_NAME: &str = concat!("outpost ", env!("CARGO_PKG_VERSION"));
 pub enum StartError {
     /// The topic registry in the ring's metadata does not make sense.
     Registry(RegistryError),
+    /// A committed-offset entry in the ring's metadata does not decode.
+    GroupOffsets(OffsetsLoadError),
     /// The log's writer thread could not be started.
     Writer(io::Error),
 }
@@ -67,6 +71,7 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Registry(_) => write!(f, "cannot load the topic registry"),
+            StartError::GroupOffsets(_) => write!(f, "cannot load the committed offsets"),
             StartError::Writer(_) => write!(f, "cannot start the log writer thread"),
         }
     }
@@ -76,6 +81,7 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Registry(e) => Some(e),
+            StartError::GroupOffsets(e) => Some(e),
             StartError::Writer(e) => Some(e),
         }
     }
@@ -102,6 +108,8 @@ pub struct Broker<F: Flash> {
     forwarded: HashSet<String>,
     /// The forwarder's state, for STATUS (None: no forwarder configured).
     forwarding: Option<Arc<crate::forwarder::Status>>,
+    /// Consumer groups: the coordinator and the committed offsets (docs/GROUPS.md).
+    groups: Groups,
 }
 
 impl<F: Flash + 'static> Broker<F> {
@@ -127,6 +135,8 @@ impl<F: Flash + 'static> Broker<F> {
             partitions_max: ring_config.partitions_max,
         };
         let topics = Topics::load(ring.meta(), limits).map_err(StartError::Registry)?;
+        let groups = Groups::load(config.groups.clone(), &topics, ring.meta())
+            .map_err(StartError::GroupOffsets)?;
         let log = Log::start(ring).map_err(StartError::Writer)?;
         let broker = Broker {
             log,
@@ -141,6 +151,7 @@ impl<F: Flash + 'static> Broker<F> {
             ring_id,
             forwarded,
             forwarding,
+            groups,
         };
         let released = broker.release_local();
         log::info!(
@@ -182,6 +193,11 @@ impl<F: Flash> Broker<F> {
     /// The forwarder's status, if one runs.
     pub fn forwarding(&self) -> Option<&Arc<crate::forwarder::Status>> {
         self.forwarding.as_ref()
+    }
+
+    /// Consumer groups: the coordinator and the committed offsets.
+    pub(crate) fn groups(&self) -> &Groups {
+        &self.groups
     }
 
     /// Milliseconds since the broker started.

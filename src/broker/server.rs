@@ -68,6 +68,7 @@ pub async fn run<F: Flash + 'static>(
         }
     }
     ex.spawn(release::run(broker.clone())).detach();
+    ex.spawn(super::groups::run(broker.clone())).detach();
     let result = ex.run(accept_loop(listener, &broker, &ex, shutdown)).await;
     drop(stop_tx);
     for h in helpers {

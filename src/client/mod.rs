@@ -47,6 +47,8 @@
 
 mod conn;
 mod error;
+mod group_types;
+mod groups;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -66,6 +68,10 @@ use smol::{Task, Timer};
 use self::conn::{FrameReader, Shared, Waiter};
 pub use self::error::ClientError;
 use self::error::Ended;
+pub use self::group_types::{
+    CommittedOffsetInfo, GroupListing, GroupMemberInfo, GroupPartitionRef, GroupSummary, Joined,
+    OffsetToCommit, group_state_name,
+};
 pub use self::types::{
     Fetched, FetchedRecord, ForwardLink, ForwardPartition, ForwarderStatus, Offsets, PartitionInfo,
     PartitionStatus, Produced, ServerInfo, Status, TopicDescription, TopicInfo,

@@ -3,6 +3,7 @@
 //! here before the broker starts, so hitting a limit at run time is a typed error to one client,
 //! never a crash or unbounded RAM (promise 5).
 
+use crate::groups::GroupConfig;
 use crate::storage::{ConfigError, RingConfig};
 
 /// Room a frame needs beyond `batch_bytes_max` by default: the frame header, the produce
@@ -32,6 +33,8 @@ pub struct BrokerConfig {
     pub fetch_wait_ms_max: u32,
     /// Cap on a FETCH's `bytes_max`.
     pub fetch_bytes_max: u32,
+    /// Consumer groups' limits and timeouts (`[groups]`; docs/GROUPS.md section 1.5).
+    pub groups: GroupConfig,
 }
 
 impl BrokerConfig {
@@ -54,6 +57,7 @@ impl BrokerConfig {
             idle_timeout_ms: Self::IDLE_TIMEOUT_MS_DEFAULT,
             fetch_wait_ms_max: Self::FETCH_WAIT_MS_MAX_DEFAULT,
             fetch_bytes_max: Self::FETCH_BYTES_MAX_DEFAULT,
+            groups: GroupConfig::default(),
         }
     }
 

@@ -434,6 +434,7 @@ fn resolve_broker(
             section.fetch_bytes_max,
             d.fetch_bytes_max,
         )?,
+        groups: d.groups,
     };
     broker.validate(ring).map_err(|e| {
         let reason = if e.key == "frame_bytes_max" && section.frame_bytes_max.is_none() {

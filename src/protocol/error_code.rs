@@ -29,11 +29,25 @@ pub enum ErrorCode {
     ShuttingDown = 20,
     InvalidRecord = 21,
     EmptyBatch = 22,
+    // Consumer groups (60–79; docs/GROUPS.md).
+    UnknownMemberId = 60,
+    IllegalGeneration = 61,
+    RebalanceInProgress = 62,
+    InconsistentGroupProtocol = 63,
+    GroupMaxSizeReached = 64,
+    InvalidSessionTimeout = 65,
+    InvalidGroupId = 66,
+    TooManyGroups = 67,
+    OffsetMetadataTooLarge = 68,
+    OffsetAheadOfLog = 69,
+    SubscriptionTooLarge = 70,
+    InvalidClientId = 71,
+    OffsetStoreFull = 72,
 }
 
 impl ErrorCode {
     /// Every code this build knows, for tests and docs.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 36] = [
         ErrorCode::Ok,
         ErrorCode::Malformed,
         ErrorCode::FrameTooLarge,
@@ -57,6 +71,19 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::InvalidRecord,
         ErrorCode::EmptyBatch,
+        ErrorCode::UnknownMemberId,
+        ErrorCode::IllegalGeneration,
+        ErrorCode::RebalanceInProgress,
+        ErrorCode::InconsistentGroupProtocol,
+        ErrorCode::GroupMaxSizeReached,
+        ErrorCode::InvalidSessionTimeout,
+        ErrorCode::InvalidGroupId,
+        ErrorCode::TooManyGroups,
+        ErrorCode::OffsetMetadataTooLarge,
+        ErrorCode::OffsetAheadOfLog,
+        ErrorCode::SubscriptionTooLarge,
+        ErrorCode::InvalidClientId,
+        ErrorCode::OffsetStoreFull,
     ];
 
     pub fn from_u16(v: u16) -> Option<ErrorCode> {
@@ -88,6 +115,19 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::InvalidRecord => "INVALID_RECORD",
             ErrorCode::EmptyBatch => "EMPTY_BATCH",
+            ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            ErrorCode::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
+            ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            ErrorCode::InvalidGroupId => "INVALID_GROUP_ID",
+            ErrorCode::TooManyGroups => "TOO_MANY_GROUPS",
+            ErrorCode::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",
+            ErrorCode::OffsetAheadOfLog => "OFFSET_AHEAD_OF_LOG",
+            ErrorCode::SubscriptionTooLarge => "SUBSCRIPTION_TOO_LARGE",
+            ErrorCode::InvalidClientId => "INVALID_CLIENT_ID",
+            ErrorCode::OffsetStoreFull => "OFFSET_STORE_FULL",
         }
     }
 

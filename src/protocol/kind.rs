@@ -16,6 +16,15 @@ pub enum Kind {
     Fetch = 0x06,
     ListOffsets = 0x07,
     Status = 0x08,
+    /// Consumer groups (0x20–0x2F; docs/GROUPS.md).
+    JoinGroup = 0x20,
+    SyncGroup = 0x21,
+    Heartbeat = 0x22,
+    LeaveGroup = 0x23,
+    CommitOffsets = 0x24,
+    FetchOffsets = 0x25,
+    ListGroups = 0x26,
+    DescribeGroup = 0x27,
     /// The forwarder's link and per-partition backlog (first kind of the 0x40–0x4F range).
     ForwarderStatus = 0x40,
 }
@@ -33,6 +42,14 @@ impl Kind {
             0x06 => Kind::Fetch,
             0x07 => Kind::ListOffsets,
             0x08 => Kind::Status,
+            0x20 => Kind::JoinGroup,
+            0x21 => Kind::SyncGroup,
+            0x22 => Kind::Heartbeat,
+            0x23 => Kind::LeaveGroup,
+            0x24 => Kind::CommitOffsets,
+            0x25 => Kind::FetchOffsets,
+            0x26 => Kind::ListGroups,
+            0x27 => Kind::DescribeGroup,
             0x40 => Kind::ForwarderStatus,
             _ => return None,
         })
@@ -49,6 +66,14 @@ impl Kind {
             Kind::Fetch => "FETCH",
             Kind::ListOffsets => "LIST_OFFSETS",
             Kind::Status => "STATUS",
+            Kind::JoinGroup => "JOIN_GROUP",
+            Kind::SyncGroup => "SYNC_GROUP",
+            Kind::Heartbeat => "HEARTBEAT",
+            Kind::LeaveGroup => "LEAVE_GROUP",
+            Kind::CommitOffsets => "COMMIT_OFFSETS",
+            Kind::FetchOffsets => "FETCH_OFFSETS",
+            Kind::ListGroups => "LIST_GROUPS",
+            Kind::DescribeGroup => "DESCRIBE_GROUP",
             Kind::ForwarderStatus => "FORWARDER_STATUS",
         }
     }

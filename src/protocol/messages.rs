@@ -229,3 +229,176 @@ pub struct ForwarderStatusResponse<'a> {
     #[serde(borrow)]
     pub partitions: Seq<'a, ForwardPartition<'a>>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Consumer groups (kinds 0x20–0x27; docs/GROUPS.md, docs/PROTOCOL.md section 4)
+// ---------------------------------------------------------------------------------------------
+
+/// One partition of a topic, as assignments and offset requests name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPartition<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+}
+
+/// JOIN_GROUP: enter the group (no `member`) or rejoin it. Answered when the rebalance
+/// completes (long poll bounded by the rebalance deadline).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct JoinGroupRequest<'a> {
+    pub group: &'a str,
+    /// `None` on the first join: the broker gives the member its id.
+    #[serde(borrow)]
+    pub member: Option<&'a str>,
+    pub client_id: &'a str,
+    pub session_timeout_ms: u32,
+    /// Accepted strategies, most preferred first: `range`, `roundrobin`, `sticky`.
+    #[serde(borrow)]
+    pub strategies: Seq<'a, &'a str>,
+    /// Subscribed topics.
+    #[serde(borrow)]
+    pub topics: Seq<'a, &'a str>,
+}
+
+/// The JOIN_GROUP answer: the generation, the member's id, and its partitions in it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct JoinGroupResponse<'a> {
+    pub generation: u32,
+    pub member: &'a str,
+    pub leader: &'a str,
+    pub strategy: &'a str,
+    #[serde(borrow)]
+    pub assignment: Seq<'a, GroupPartition<'a>>,
+}
+
+/// SYNC_GROUP and HEARTBEAT: a member of a generation.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct MemberRequest<'a> {
+    pub group: &'a str,
+    pub member: &'a str,
+    pub generation: u32,
+}
+
+/// The SYNC_GROUP answer: the member's partitions in the generation.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct SyncGroupResponse<'a> {
+    #[serde(borrow)]
+    pub assignment: Seq<'a, GroupPartition<'a>>,
+}
+
+/// LEAVE_GROUP.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct LeaveGroupRequest<'a> {
+    pub group: &'a str,
+    pub member: &'a str,
+}
+
+/// One offset to commit.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct OffsetCommit<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    /// The next offset to consume (everything below is processed).
+    pub offset: u64,
+    /// At most 4096 bytes.
+    pub metadata: &'a str,
+}
+
+/// COMMIT_OFFSETS: all offsets or none, durable before the answer (an `Empty` body).
+/// `member = None` is a standalone commit (accepted while the group has no member;
+/// `generation` is then ignored).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct CommitOffsetsRequest<'a> {
+    pub group: &'a str,
+    #[serde(borrow)]
+    pub member: Option<&'a str>,
+    pub generation: u32,
+    #[serde(borrow)]
+    pub offsets: Seq<'a, OffsetCommit<'a>>,
+}
+
+/// FETCH_OFFSETS: the committed offsets of `partitions`, or of every partition the group
+/// committed when it is empty. `member = None`: a standalone reader (always allowed).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct FetchOffsetsRequest<'a> {
+    pub group: &'a str,
+    #[serde(borrow)]
+    pub member: Option<&'a str>,
+    pub generation: u32,
+    #[serde(borrow)]
+    pub partitions: Seq<'a, GroupPartition<'a>>,
+}
+
+/// One partition in a FETCH_OFFSETS answer.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct OffsetFetched<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    /// `None`: nothing committed for this partition.
+    pub committed: Option<u64>,
+    pub metadata: &'a str,
+    /// Unix ms when the broker accepted the commit (0 with nothing committed).
+    pub commit_timestamp_ms: u64,
+    /// The partition's earliest stored offset: `committed < earliest` means the records
+    /// from `committed` were reclaimed (the consumer applies its reset policy).
+    pub earliest: u64,
+    /// One past the partition's last durable record (lag = `next - committed`).
+    pub next: u64,
+}
+
+/// The FETCH_OFFSETS answer, ascending by topic then partition.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct FetchOffsetsResponse<'a> {
+    #[serde(borrow)]
+    pub offsets: Seq<'a, OffsetFetched<'a>>,
+}
+
+/// One group in a LIST_GROUPS answer.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct GroupInfo<'a> {
+    pub group: &'a str,
+    /// 0 `Empty`, 1 `PreparingRebalance`, 2 `Stable`.
+    pub state: u8,
+    pub members: u32,
+}
+
+/// The LIST_GROUPS answer, ascending by group id.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ListGroupsResponse<'a> {
+    #[serde(borrow)]
+    pub groups: Seq<'a, GroupInfo<'a>>,
+}
+
+/// DESCRIBE_GROUP.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct DescribeGroupRequest<'a> {
+    pub group: &'a str,
+}
+
+/// One member in a DESCRIBE_GROUP answer.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct GroupMember<'a> {
+    pub member: &'a str,
+    pub client_id: &'a str,
+    pub session_timeout_ms: u32,
+    #[serde(borrow)]
+    pub topics: Seq<'a, &'a str>,
+    #[serde(borrow)]
+    pub assignment: Seq<'a, GroupPartition<'a>>,
+}
+
+/// The DESCRIBE_GROUP answer. A group the broker does not keep: `exists = false`, state 0,
+/// generation 0, no member.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct DescribeGroupResponse<'a> {
+    pub group: &'a str,
+    pub exists: bool,
+    /// As in [`GroupInfo`].
+    pub state: u8,
+    pub generation: u32,
+    #[serde(borrow)]
+    pub strategy: Option<&'a str>,
+    #[serde(borrow)]
+    pub leader: Option<&'a str>,
+    #[serde(borrow)]
+    pub members: Seq<'a, GroupMember<'a>>,
+}

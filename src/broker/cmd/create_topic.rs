@@ -12,6 +12,8 @@ pub(crate) async fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec
         .create(b.log(), req.name, req.partitions)
         .await
         .map_err(|e| Failure::new(e.code(), format_args!("topic {:?}: {e}", req.name)))?;
+    // Groups subscribed to it get its partitions at their next rebalance (started now).
+    b.groups().topics_changed(b.topics());
     ctx.ok(&CreateTopicResponse {
         name: topic.name(),
         partitions: topic.partitions(),

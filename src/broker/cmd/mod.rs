@@ -3,11 +3,17 @@
 //! response frame. This module dispatches by kind and holds what they share: the request
 //! context, the error type, frame encoding, topic lookup and the storage error mapping.
 
+mod commit_offsets;
 mod create_topic;
 mod describe_topic;
 mod fetch;
+mod fetch_offsets;
 mod forwarder_status;
+mod group_common;
+mod group_member;
 mod hello;
+mod join_group;
+mod list_groups;
 mod list_offsets;
 mod list_topics;
 mod produce;
@@ -67,7 +73,8 @@ impl<F: Flash> Ctx<'_, F> {
         let limit = self.broker.config().frame_bytes_max;
         if frame_bytes as u64 > u64::from(limit) {
             let code = match self.kind {
-                Kind::ListTopics => ErrorCode::TooManyTopics,
+                Kind::ListTopics | Kind::ListGroups => ErrorCode::TooManyTopics,
+                Kind::FetchOffsets | Kind::DescribeGroup => ErrorCode::TooManyPartitions,
                 Kind::Status | Kind::DescribeTopic | Kind::ForwarderStatus => {
                     ErrorCode::TooManyPartitions
                 }
@@ -178,6 +185,14 @@ pub(crate) async fn dispatch<F: Flash>(
         Kind::ListOffsets => list_offsets::apply(&ctx, body).map(Some),
         Kind::Status => status::apply(&ctx, body).map(Some),
         Kind::ForwarderStatus => forwarder_status::apply(&ctx, body).map(Some),
+        Kind::JoinGroup => join_group::apply(&ctx, body).await.map(Some),
+        Kind::SyncGroup => group_member::sync(&ctx, body).map(Some),
+        Kind::Heartbeat => group_member::heartbeat(&ctx, body).map(Some),
+        Kind::LeaveGroup => group_member::leave(&ctx, body).map(Some),
+        Kind::CommitOffsets => commit_offsets::apply(&ctx, body).await.map(Some),
+        Kind::FetchOffsets => fetch_offsets::apply(&ctx, body).map(Some),
+        Kind::ListGroups => list_groups::list(&ctx, body).map(Some),
+        Kind::DescribeGroup => list_groups::describe(&ctx, body).map(Some),
         Kind::Goodbye => Err(Failure::new(
             ErrorCode::UnknownKind,
             "GOODBYE is sent by the server only",
