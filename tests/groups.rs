@@ -7,7 +7,8 @@
 //!   `UNKNOWN_MEMBER_ID` for the dead member);
 //! - a commit past the durable end is refused (`OFFSET_AHEAD_OF_LOG`) and writes nothing,
 //!   not even its other partitions (one atomic metadata append);
-//! - committed offsets survive SIGTERM + restart and SIGKILL + restart.
+//! - committed offsets survive SIGTERM + restart and SIGKILL + restart;
+//! - `outpost groups list|describe` show the group, its committed offsets and lag.
 
 mod support;
 
@@ -291,5 +292,32 @@ fn members_share_partitions_dead_member_moves_commits_fenced_offsets_durable() {
     server.kill9();
     let server = Server::start(&board, &dir.data(), None);
     assert_eq!(committed(&server), expected, "after SIGKILL + restart");
+
+    // 7. The CLI shows the group (no members since the restart) with offsets and lag.
+    let out = std::process::Command::new(support::BIN)
+        .args(["groups", "describe", GROUP, "--addr", &server.addr_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("group readers: no members since the broker started\n"),
+        "{text}"
+    );
+    let lag_line = format!(
+        "{TOPIC}  {:>9}  {:>12}  {:>12}  {:>10}",
+        mine, RECORDS_PER_PARTITION, RECORDS_PER_PARTITION, 0
+    );
+    assert!(text.contains(&lag_line), "{text}");
+    let out = std::process::Command::new(support::BIN)
+        .args(["groups", "list", "--addr", &server.addr_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("readers  Empty"), "{text}");
     eprintln!("total {:?}", started.elapsed());
 }

@@ -13,6 +13,7 @@ mod common;
 mod consume;
 mod error;
 mod fsck;
+mod groups;
 mod json;
 mod produce;
 mod serve;
@@ -79,6 +80,8 @@ enum Command {
     Consume(consume::Args),
     /// Create, list and describe topics
     Topics(topics::Args),
+    /// List and describe consumer groups: members, partitions, committed offsets, lag
+    Groups(groups::Args),
     /// Show the broker's uptime, ring use, connections and partition offsets
     Status(status::Args),
     /// Load a broker and print throughput, ack latency, broker RSS and CPU, binary size
@@ -118,6 +121,7 @@ where
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Topics(args) => topics::run(args),
+        Command::Groups(args) => groups::run(args),
         Command::Status(args) => status::run(args),
         Command::Bench(args) => bench::run(args),
     };
