@@ -26,8 +26,8 @@ use support::{Server, TempDir};
 const GROUP: &str = "readers";
 const TOPIC: &str = "events";
 const PARTITIONS: u32 = 6;
-/// The broker's smallest allowed session timeout (GroupConfig default).
-const SESSION_MS: u32 = 6_000;
+/// Allowed by the test's `[groups] session_timeout_ms_min` (the default minimum is 6 s).
+const SESSION_MS: u32 = 2_000;
 const HEARTBEAT: Duration = Duration::from_millis(200);
 const RECORDS_PER_PARTITION: u64 = 10;
 
@@ -173,7 +173,15 @@ fn committed(server: &Server) -> Vec<(u32, Option<u64>)> {
 fn members_share_partitions_dead_member_moves_commits_fenced_offsets_durable() {
     let dir = TempDir::new("groups");
     let board = dir.board("64 KiB", "1 MiB", "16 KiB", "8 KiB");
-    let server = Server::start(&board, &dir.data(), None);
+    let config = dir.path().join("groups.toml");
+    std::fs::write(
+        &config,
+        "[storage]\nfull_policy = \"reject\"\ncorruption_policy = \"refuse\"\n\n\
+         [groups]\nsession_timeout_ms_min = 1000\nsession_timeout_ms_max = 60000\n",
+    )
+    .unwrap();
+    let config = Some(config.as_path());
+    let server = Server::start(&board, &dir.data(), config);
     let admin = server.client();
     smol::block_on(admin.create_topic(TOPIC, PARTITIONS)).unwrap();
     for p in 0..PARTITIONS {
@@ -287,10 +295,10 @@ fn members_share_partitions_dead_member_moves_commits_fenced_offsets_durable() {
     }
     drop((c, admin));
     assert_eq!(server.terminate(), 0);
-    let server = Server::start(&board, &dir.data(), None);
+    let server = Server::start(&board, &dir.data(), config);
     assert_eq!(committed(&server), expected, "after SIGTERM + restart");
     server.kill9();
-    let server = Server::start(&board, &dir.data(), None);
+    let server = Server::start(&board, &dir.data(), config);
     assert_eq!(committed(&server), expected, "after SIGKILL + restart");
 
     // 7. The CLI shows the group (no members since the restart) with offsets and lag.

@@ -27,6 +27,9 @@ pub(crate) struct ConfigFile {
     pub broker: BrokerSection,
     #[serde(default)]
     pub log: LogSection,
+    /// Optional: every key has a default (docs/GROUPS.md section 1.5).
+    #[serde(default)]
+    pub groups: GroupsSection,
     /// Optional: without it nothing is forwarded (every topic is local).
     pub forwarder: Option<ForwarderSection>,
 }
@@ -96,6 +99,19 @@ pub(crate) struct BrokerSection {
     pub idle_timeout_ms: Option<u64>,
     pub fetch_wait_ms_max: Option<u32>,
     pub fetch_bytes_max: Option<ByteSize>,
+}
+
+/// `[groups]`: consumer-group limits and timeouts. Every key is optional (defaults in
+/// `GroupConfig`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupsSection {
+    pub session_timeout_ms_min: Option<u64>,
+    pub session_timeout_ms_max: Option<u64>,
+    pub groups_max: Option<u32>,
+    pub members_per_group_max: Option<u32>,
+    pub topics_per_member_max: Option<u32>,
+    pub rebalance_timeout_ms: Option<u64>,
 }
 
 /// `[log]`.

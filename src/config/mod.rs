@@ -17,6 +17,7 @@ mod broker;
 mod bytesize;
 mod error;
 mod file;
+mod groups;
 #[cfg(test)]
 mod tests;
 
@@ -167,7 +168,8 @@ pub fn parse_config(
         });
     }
 
-    let broker = resolve_broker(label, &file.broker, &ring)?;
+    let mut broker = resolve_broker(label, &file.broker, &ring)?;
+    broker.groups = groups::resolve_groups(label, &file.groups)?;
     let forwarder = match &file.forwarder {
         None => None,
         Some(f) => Some(resolve_forwarder(label, f, &ring)?),
