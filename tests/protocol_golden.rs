@@ -318,6 +318,48 @@ const FORWARDER_STATUS_RESPONSE: &str = concat!(
     "80a0abfef962",                         // zigzag(1700000000000)
 );
 
+/// Example 8.8: JOIN_GROUP request, request id 6: a first join (no member id) of group
+/// "readers" by client "a", session 10000 ms, strategy "range", topic "sensors".
+const JOIN_GROUP_REQUEST: &str = concat!(
+    "1f000000",         // body_bytes 31
+    "01",               // version 1
+    "20",               // kind 0x20 JOIN_GROUP
+    "0000",             // flags 0
+    "06000000",         // request_id 6
+    "477a5c9a",         // header_crc
+    "0772656164657273", // group: length 7, "readers"
+    "00",               // member: None
+    "0161",             // client_id: length 1, "a"
+    "904e",             // session_timeout_ms 10000: 0x10 | 0x80, then 10000 >> 7 = 0x4e
+    "01",               // strategies: count 1
+    "06",               // strategies: byte length 6
+    "0572616e6765",     // length 5, "range"
+    "01",               // topics: count 1
+    "08",               // topics: byte length 8
+    "0773656e736f7273", // length 7, "sensors"
+);
+
+/// Example 8.9: COMMIT_OFFSETS request, request id 7: member "a-1-0" of generation 3 of
+/// "readers" commits offset 42 of "sensors" partition 0, no metadata.
+const COMMIT_OFFSETS_REQUEST: &str = concat!(
+    "1d000000",         // body_bytes 29
+    "01",               // version 1
+    "24",               // kind 0x24 COMMIT_OFFSETS
+    "0000",             // flags 0
+    "07000000",         // request_id 7
+    "4ebd1a80",         // header_crc
+    "0772656164657273", // group: length 7, "readers"
+    "01",               // member: Some
+    "05612d312d30",     // length 5, "a-1-0"
+    "03",               // generation 3
+    "01",               // offsets: count 1
+    "0b",               // offsets: byte length 11
+    "0773656e736f7273", // topic: length 7, "sensors"
+    "00",               // partition 0
+    "2a",               // offset 42
+    "00",               // metadata: length 0
+);
+
 #[test]
 fn example_8_1_hello_request() {
     let golden = unhex(HELLO_REQUEST);
@@ -546,6 +588,81 @@ fn example_8_6_list_offsets_request() {
 }
 
 #[test]
+fn example_8_8_join_group_request() {
+    let golden = unhex(JOIN_GROUP_REQUEST);
+    assert_eq!(golden.len(), 47);
+    let strategies = ["range"];
+    let topics = ["sensors"];
+    let req = JoinGroupRequest {
+        group: "readers",
+        member: None,
+        client_id: "a",
+        session_timeout_ms: 10_000,
+        strategies: Seq::Slice(&strategies),
+        topics: Seq::Slice(&topics),
+    };
+    assert_golden(
+        "JOIN_GROUP request",
+        &encode_request(Kind::JoinGroup, 6, &req),
+        &golden,
+    );
+    let (_, body) = check_header(&golden, Kind::JoinGroup, 6, false);
+    check_header_bit_flips(&golden);
+    let d: JoinGroupRequest<'_> = body::decode_request(body).unwrap();
+    assert_eq!((d.group, d.member, d.client_id), ("readers", None, "a"));
+    assert_eq!(d.session_timeout_ms, 10_000);
+    let s: Vec<&str> = d.strategies.iter().map(Result::unwrap).collect();
+    let t: Vec<&str> = d.topics.iter().map(Result::unwrap).collect();
+    assert_eq!((s, t), (vec!["range"], vec!["sensors"]));
+    assert_golden(
+        "JOIN_GROUP re-encoded",
+        &encode_request(Kind::JoinGroup, 6, &d),
+        &golden,
+    );
+}
+
+#[test]
+fn example_8_9_commit_offsets_request() {
+    let golden = unhex(COMMIT_OFFSETS_REQUEST);
+    assert_eq!(golden.len(), 45);
+    let offsets = [OffsetCommit {
+        topic: "sensors",
+        partition: 0,
+        offset: 42,
+        metadata: "",
+    }];
+    let req = CommitOffsetsRequest {
+        group: "readers",
+        member: Some("a-1-0"),
+        generation: 3,
+        offsets: Seq::Slice(&offsets),
+    };
+    assert_golden(
+        "COMMIT_OFFSETS request",
+        &encode_request(Kind::CommitOffsets, 7, &req),
+        &golden,
+    );
+    let (_, body) = check_header(&golden, Kind::CommitOffsets, 7, false);
+    check_header_bit_flips(&golden);
+    let d: CommitOffsetsRequest<'_> = body::decode_request(body).unwrap();
+    assert_eq!(
+        (d.group, d.member, d.generation),
+        ("readers", Some("a-1-0"), 3)
+    );
+    let o: Vec<OffsetCommit<'_>> = d.offsets.iter().map(Result::unwrap).collect();
+    assert_eq!(o.len(), 1);
+    assert_eq!(
+        (o[0].topic, o[0].partition, o[0].offset, o[0].metadata),
+        ("sensors", 0, 42, "")
+    );
+    assert_golden(
+        "COMMIT_OFFSETS re-encoded",
+        &encode_request(Kind::CommitOffsets, 7, &d),
+        &golden,
+    );
+}
+
+#[test]
 fn example_8_7_forwarder_status_response() {
     let golden = unhex(FORWARDER_STATUS_RESPONSE);
     assert_eq!(golden.len(), 92);
@@ -704,6 +821,8 @@ fn section_8_dumps_are_the_golden_bytes() {
         ("Example 8.5:", GOODBYE_FRAME_TOO_LARGE),
         ("Example 8.6:", LIST_OFFSETS_REQUEST),
         ("Example 8.7:", FORWARDER_STATUS_RESPONSE),
+        ("Example 8.8:", JOIN_GROUP_REQUEST),
+        ("Example 8.9:", COMMIT_OFFSETS_REQUEST),
     ];
     assert_eq!(
         section.matches("#### Example 8.").count(),
