@@ -5,6 +5,9 @@
 //! Invariants (docs/FORMAT.md, "Crash analysis", explains why each matters):
 //! 1. At most one `program` is not yet covered by a successful `sync` at any time, and it is
 //!    at most `group_bytes_max` bytes: only the newest group can be torn by a power cut.
+//!    (`write_group` + `sync` keep it by construction; the pipelined `Log` calls
+//!    `prepare_group`, which does no I/O but around a roll and then only after its
+//!    `before_io` waited for the running sync, and `program_group` only after that sync.)
 //! 2. A slot is erased (header block first, synced, then the rest, synced) before its new
 //!    header is programmed and synced; no batch is programmed before its header is durable.
 //! 3. Every segment's first group starts with a checkpoint of the whole state.
@@ -66,6 +69,14 @@ pub struct DropEvent {
 /// How many drop events are kept for `take_drop_events` (the oldest are forgotten first; the
 /// counters in `RingStats` keep the totals).
 const DROP_EVENTS_MAX: usize = 1024;
+
+/// What the programs since the last sync wrote: published to readers once a sync covers it.
+#[derive(Debug, Default)]
+pub(crate) struct Unsynced {
+    batches: Vec<Unpublished>,
+    /// Segment ends: (seq, end).
+    ends: Vec<(SegmentSeq, u64)>,
+}
 
 /// A batch programmed but not yet published to readers (waits for the covering sync).
 #[derive(Clone, Copy, Debug)]
@@ -257,9 +268,7 @@ impl<F: Flash> Ring<F> {
     }
 
     fn poison(&self, e: FlashError) -> AppendError {
-        let cause = error_chain(&e);
-        log::error!("storage: {cause}; refusing appends until restart");
-        self.write_shared().poisoned = Some(cause);
+        poison(&self.shared, &e);
         AppendError::Flash(e)
     }
 
@@ -272,8 +281,28 @@ impl<F: Flash> Ring<F> {
     /// next, and pass `appends[consumed..]` again afterwards. An append that cannot fit even in
     /// an empty group (with the segment's checkpoint) is consumed with `BatchTooLarge`.
     pub fn write_group(&mut self, appends: &[AppendBody<'_>]) -> Result<GroupResult, AppendError> {
-        self.check_poisoned()?;
         debug_assert!(self.buf.is_empty() && self.drafts.is_empty());
+        let group = self.prepare_group(appends, &mut || Ok(()))?;
+        self.flush()?;
+        Ok(group)
+    }
+
+    /// The first half of [`Ring::write_group`], for the pipelined writer of `Log`: places as
+    /// many of `appends` as fit into the group being built (encoded, CRCs computed, offsets
+    /// assigned, metadata applied) **without touching the medium**, except around a segment
+    /// roll. It may be called again to add more appends to the same group, until
+    /// [`Ring::program_group`] programs it.
+    ///
+    /// `before_io` runs before any `program`, `erase` or `sync` this call would make (only a
+    /// roll makes any): the pipelined writer waits there for the sync of the previous group, so
+    /// that at most one program is ever unsynced (invariant 1). If it fails, nothing is written
+    /// and its error is returned (the caller must then `discard_group`).
+    pub(crate) fn prepare_group(
+        &mut self,
+        appends: &[AppendBody<'_>],
+        before_io: &mut dyn FnMut() -> Result<(), AppendError>,
+    ) -> Result<GroupResult, AppendError> {
+        self.check_poisoned()?;
         let mut results = Vec::with_capacity(appends.len());
         let mut full = false;
         let mut consumed = 0;
@@ -316,6 +345,7 @@ impl<F: Flash> Ring<F> {
                     self.cfg.program_unit_bytes,
                 );
             if !self.head.appendable || end > self.cfg.segment_bytes {
+                before_io()?;
                 self.flush()?;
                 match self.roll() {
                     Ok(()) if self.checkpoint_bytes() + total > self.cfg.group_bytes_max => {
@@ -344,8 +374,39 @@ impl<F: Flash> Ring<F> {
             results.push(Ok(self.place(header, body)));
             consumed += 1;
         }
-        self.flush()?;
         Ok(GroupResult { consumed, results })
+    }
+
+    /// Whether appends were placed that [`Ring::program_group`] has not programmed yet.
+    pub(crate) fn has_prepared(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Programs the group [`Ring::prepare_group`] built (nothing if it is empty). The caller
+    /// must have synced every earlier program first (invariant 1).
+    pub(crate) fn program_group(&mut self) -> Result<(), AppendError> {
+        self.flush()
+    }
+
+    /// Forgets a group that was prepared but will never be programmed (the ring is poisoned:
+    /// the offsets and metadata it applied in RAM are never used again before a reopen).
+    pub(crate) fn discard_group(&mut self) {
+        self.buf.clear();
+        self.drafts.clear();
+    }
+
+    /// Hands over what the programs since the last sync wrote, for a sync made elsewhere (the
+    /// pipelined writer's sync thread), which then publishes it with [`publish`].
+    pub(crate) fn take_unsynced(&mut self) -> Unsynced {
+        Unsynced {
+            batches: std::mem::take(&mut self.unpublished),
+            ends: std::mem::take(&mut self.ends),
+        }
+    }
+
+    /// The flash handle (the pipelined writer syncs through a clone on another thread).
+    pub(crate) fn flash_handle(&self) -> Arc<F> {
+        self.flash.clone()
     }
 
     /// Makes everything written so far durable, then publishes it to readers.
@@ -354,26 +415,8 @@ impl<F: Flash> Ring<F> {
         if let Err(e) = self.flash.sync() {
             return Err(self.poison(e));
         }
-        let interval = self.cfg.index_interval_bytes;
-        let unpublished = std::mem::take(&mut self.unpublished);
-        let ends = std::mem::take(&mut self.ends);
-        let mut shared = self.write_shared();
-        shared.stats.syncs += 1;
-        for u in &unpublished {
-            if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == u.seq) {
-                seg.add_batch(u.partition, u.base, u.count, u.pos, u.bytes, interval);
-            }
-        }
-        for (seq, end) in ends {
-            if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == seq) {
-                seg.end = seg.end.max(end);
-            }
-        }
-        for u in &unpublished {
-            let next = u.base.plus(u64::from(u.count));
-            let p = shared.partitions.entry(u.partition).or_default();
-            p.durable_next = p.durable_next.max(next);
-        }
+        let unsynced = self.take_unsynced();
+        publish(&self.shared, unsynced, self.cfg.index_interval_bytes);
         Ok(())
     }
 
@@ -721,6 +764,42 @@ impl<F: Flash> Ring<F> {
         b[..header.encode().len()].copy_from_slice(&header.encode());
         self.flash.program(self.slot_base(slot), &b)
     }
+}
+
+/// Publishes to readers what a successful sync made durable: the batches enter the segment
+/// index, segment ends and partitions' durable ends move forward. Syncs are published in the
+/// order they were made, each after its own sync returned `Ok`.
+pub(crate) fn publish(shared: &RwLock<Shared>, unsynced: Unsynced, interval_bytes: u64) {
+    let mut shared = shared
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    shared.stats.syncs += 1;
+    for u in &unsynced.batches {
+        if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == u.seq) {
+            seg.add_batch(u.partition, u.base, u.count, u.pos, u.bytes, interval_bytes);
+        }
+    }
+    for (seq, end) in unsynced.ends {
+        if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == seq) {
+            seg.end = seg.end.max(end);
+        }
+    }
+    for u in &unsynced.batches {
+        let next = u.base.plus(u64::from(u.count));
+        let p = shared.partitions.entry(u.partition).or_default();
+        p.durable_next = p.durable_next.max(next);
+    }
+}
+
+/// Poisons the ring after a failed program, erase or sync (invariant 5) and returns the cause.
+pub(crate) fn poison(shared: &RwLock<Shared>, e: &FlashError) -> String {
+    let cause = error_chain(e);
+    log::error!("storage: {cause}; refusing appends until restart");
+    shared
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .poisoned = Some(cause.clone());
+    cause
 }
 
 /// Moves `partition`'s release watermark forward to `upto`. A partition that holds no durable
