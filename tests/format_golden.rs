@@ -221,6 +221,11 @@ fn crc32c_matches_the_crc_crate() {
             salted.extend_from_slice(d);
             let want = CRC32C.checksum(&salted);
             assert_eq!(salted_crc(SEG7, &[d]), want, "len {len} start {start}");
+            assert_eq!(
+                salted_crc_from(salt(SEG7), &[d]),
+                want,
+                "len {len} start {start}"
+            );
             let cut = len / 3;
             assert_eq!(
                 salted_crc(SEG7, &[&d[..cut], &d[cut..]]),

@@ -52,7 +52,18 @@ pub fn checkpoint_bytes_max(partitions_max: u32, meta_bytes_max: u64) -> u64 {
 /// `crc32c_append(crc, b)` continues a finalized CRC over `b`, so feeding the parts one after
 /// another equals the CRC of their concatenation.
 pub fn salted_crc(seq: SegmentSeq, parts: &[&[u8]]) -> u32 {
-    let mut crc = crc32c::crc32c(&seq.0.to_le_bytes());
+    salted_crc_from(salt(seq), parts)
+}
+
+/// The CRC state after the salt of segment `seq`: [`salted_crc_from`] with it equals
+/// [`salted_crc`] with `seq`. The writer computes it once per segment instead of per batch.
+pub fn salt(seq: SegmentSeq) -> u32 {
+    crc32c::crc32c(&seq.0.to_le_bytes())
+}
+
+/// [`salted_crc`] continued from a precomputed [`salt`].
+pub fn salted_crc_from(salt: u32, parts: &[&[u8]]) -> u32 {
+    let mut crc = salt;
     for p in parts {
         crc = crc32c::crc32c_append(crc, p);
     }
@@ -209,6 +220,11 @@ impl BatchHeader {
     }
 
     pub fn encode(&self, seq: SegmentSeq) -> [u8; BATCH_HEADER_BYTES] {
+        self.encode_salted(salt(seq))
+    }
+
+    /// [`BatchHeader::encode`] with the segment's [`salt`] precomputed.
+    pub fn encode_salted(&self, salt: u32) -> [u8; BATCH_HEADER_BYTES] {
         let mut b = [0u8; BATCH_HEADER_BYTES];
         b[0..4].copy_from_slice(&self.body_bytes.to_le_bytes());
         b[4] = self.kind as u8;
@@ -219,7 +235,7 @@ impl BatchHeader {
         b[16..24].copy_from_slice(&self.base_offset.0.to_le_bytes());
         b[24..32].copy_from_slice(&self.group.0.to_le_bytes());
         b[32..36].copy_from_slice(&self.body_crc.to_le_bytes());
-        let crc = salted_crc(seq, &[&b[0..36]]);
+        let crc = salted_crc_from(salt, &[&b[0..36]]);
         b[36..40].copy_from_slice(&crc.to_le_bytes());
         b
     }

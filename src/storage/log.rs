@@ -39,6 +39,7 @@ use super::types::{Offset, PartitionId};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
@@ -183,6 +184,9 @@ struct Queue {
     room: event_listener::Event,
     /// `append_queue_max`.
     capacity: usize,
+    /// `QueueState::sync` is `Running` (a copy the writer polls without the lock; it is only
+    /// a hint to stop preparing: decisions that need the truth take the lock).
+    sync_running: AtomicBool,
 }
 
 struct QueueState {
@@ -214,6 +218,7 @@ impl Queue {
             wake_writer: Condvar::new(),
             room: event_listener::Event::new(),
             capacity,
+            sync_running: AtomicBool::new(false),
         }
     }
 
@@ -284,7 +289,7 @@ impl Queue {
     }
 
     fn sync_running(&self) -> bool {
-        matches!(lock(&self.state).sync, SyncState::Running)
+        self.sync_running.load(Ordering::Acquire)
     }
 
     /// Waits until a job is queued, the running sync ended, or the queue is closed.
@@ -309,6 +314,8 @@ impl Queue {
 
     fn set_sync(&self, state: SyncState) {
         let mut s = lock(&self.state);
+        self.sync_running
+            .store(matches!(state, SyncState::Running), Ordering::Release);
         s.sync = state;
         if s.writer_asleep {
             self.wake_writer.notify_one();
@@ -519,6 +526,10 @@ fn fail_all(jobs: impl Iterator<Item = Job>, cause: &str) {
     }
 }
 
+/// Appends placed per `prepare_group` call: the writer checks between chunks whether the
+/// running sync ended (1 KiB records: ~128 KiB, some tens of microseconds of encoding).
+const PREPARE_CHUNK: usize = 128;
+
 fn writer_loop<F: Flash>(
     mut ring: Ring<F>,
     queue: &Queue,
@@ -539,9 +550,13 @@ fn writer_loop<F: Flash>(
         if !program_now && !queue.take(&mut local, gather_max, idle) {
             break; // closed and drained
         }
-        // 2. Place it in the group being built: RAM only, while the previous sync runs.
-        if !program_now && !local.is_empty() {
-            let bodies: Vec<AppendBody<'_>> = local.iter().map(|j| j.body.as_append()).collect();
+        // 2. Place it in the group being built: RAM only, while the previous sync runs. In
+        //    chunks, so that the end of that sync is noticed soon: the medium must not wait.
+        let mut failed = false;
+        while !program_now && !local.is_empty() {
+            let n = local.len().min(PREPARE_CHUNK);
+            let bodies: Vec<AppendBody<'_>> =
+                local.iter().take(n).map(|j| j.body.as_append()).collect();
             let outcome = ring.prepare_group(&bodies, &mut || {
                 // A roll writes: the previous group must be durable first.
                 queue
@@ -557,21 +572,25 @@ fn writer_loop<F: Flash>(
                             Err(e) => answer(j.reply, Err(e), j.body),
                         }
                     }
+                    if consumed < n || !queue.sync_running() {
+                        break; // the group is full, or the medium is free
+                    }
                 }
                 Err(e) => {
                     let cause = error_chain(&e);
                     ring.discard_group();
                     fail_all(placed.drain(..).map(|(j, _)| j), &cause);
                     fail_all(local.drain(..), &cause);
-                    continue;
+                    failed = true;
                 }
             }
         }
-        if placed.is_empty() && !ring.has_prepared() {
+        if failed || (placed.is_empty() && !ring.has_prepared()) {
             continue;
         }
         // 3. Program when the medium is free. While the previous sync still runs, let more
-        //    appends join this group, unless it is full (appends are left over).
+        //    appends join this group, unless it is full (appends are left over: step 2 leaves
+        //    some only when the group is full or no sync runs).
         if local.is_empty() && queue.sync_running() {
             queue.wait_for_job_or_sync();
             continue;

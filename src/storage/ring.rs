@@ -21,7 +21,7 @@ use super::flash::{ERASED_BYTE, Flash, FlashError};
 use super::format::{
     BATCH_HEADER_BYTES, BatchHeader, BatchKind, Checkpoint, FLAG_LAST_IN_GROUP, MetaOp,
     PREV_END_NONE, Record, SegmentHeader, align_up, encode_checkpoint_body, encode_meta_body,
-    first_batch_pos, salted_crc,
+    first_batch_pos, salt, salted_crc, salted_crc_from,
 };
 use super::index::{PartState, SegIndex, Shared};
 use super::meta::MetaState;
@@ -112,6 +112,8 @@ pub struct Ring<F: Flash> {
     buf: Vec<u8>,
     drafts: Vec<Draft>,
     scratch: Vec<u8>,
+    /// `(seq, salt(seq))` for the last segment a batch was placed in.
+    salt: (SegmentSeq, u32),
     unpublished: Vec<Unpublished>,
     /// Segment ends to publish at the next sync: (seq, end).
     ends: Vec<(SegmentSeq, u64)>,
@@ -149,6 +151,7 @@ impl<F: Flash> Ring<F> {
             buf: Vec::with_capacity(cfg.group_bytes_max as usize),
             drafts: Vec::new(),
             scratch: Vec::new(),
+            salt: (SegmentSeq(0), salt(SegmentSeq(0))),
             unpublished: Vec::new(),
             ends: Vec::new(),
             drop_events: VecDeque::new(),
@@ -320,7 +323,7 @@ impl<F: Flash> Ring<F> {
                 consumed += 1;
                 continue;
             }
-            let total = BATCH_HEADER_BYTES as u64 + self.scratch.len() as u64;
+            let total = header.total_bytes();
             let checkpoint = if self.head.has_checkpoint && self.head.appendable {
                 0
             } else {
@@ -420,8 +423,10 @@ impl<F: Flash> Ring<F> {
         Ok(())
     }
 
-    /// Encodes one append's body into `scratch` and returns its header (offsets not yet
-    /// assigned), or why it is refused. Nothing is changed on refusal.
+    /// Checks one append and returns its header (`body_bytes` exact, offsets not yet
+    /// assigned), or why it is refused. Nothing is changed on refusal. A `Meta` body is encoded
+    /// into `scratch`; a `Records` body is encoded later by `place`, straight into the group
+    /// buffer (one copy of the record bytes, not two).
     fn encode(&mut self, body: &AppendBody<'_>) -> Result<BatchHeader, AppendError> {
         self.scratch.clear();
         let header = match body {
@@ -459,17 +464,23 @@ impl<F: Flash> Ring<F> {
                         .map_err(|reason| AppendError::BadRecord { index, reason })?;
                     bytes += r.encoded_bytes();
                 }
-                if bytes > self.cfg.batch_bytes_max || records.len() > u32::MAX as usize {
-                    return Err(AppendError::BatchTooLarge {
-                        batch_bytes: bytes,
-                        batch_bytes_max: self.cfg.batch_bytes_max,
-                    });
-                }
-                for r in records.iter() {
-                    r.encode_into(&mut self.scratch);
-                }
+                let body_bytes = u32::try_from(bytes - BATCH_HEADER_BYTES as u64);
+                let body_bytes = match body_bytes {
+                    Ok(b)
+                        if bytes <= self.cfg.batch_bytes_max
+                            && records.len() <= u32::MAX as usize =>
+                    {
+                        b
+                    }
+                    _ => {
+                        return Err(AppendError::BatchTooLarge {
+                            batch_bytes: bytes,
+                            batch_bytes_max: self.cfg.batch_bytes_max,
+                        });
+                    }
+                };
                 BatchHeader {
-                    body_bytes: self.scratch.len() as u32,
+                    body_bytes,
                     kind: BatchKind::Records,
                     flags: 0,
                     partition: *partition,
@@ -516,9 +527,27 @@ impl<F: Flash> Ring<F> {
         Ok(header)
     }
 
-    /// Assigns offsets, applies metadata, and moves the encoded body into the group buffer.
+    /// Assigns offsets, applies metadata, and puts the batch into the group buffer: its body
+    /// encoded (`Records`) or copied from `scratch` (`Meta`), its header left blank until
+    /// flush.
     fn place(&mut self, mut header: BatchHeader, body: &AppendBody<'_>) -> Appended {
-        header.body_crc = salted_crc(self.head.seq, &[&self.scratch]);
+        let at = self.buf.len();
+        self.buf.resize(at + BATCH_HEADER_BYTES, 0);
+        match body {
+            AppendBody::Records { records, .. } => {
+                for r in records.iter() {
+                    r.encode_into(&mut self.buf);
+                }
+            }
+            AppendBody::Meta(_) => self.buf.extend_from_slice(&self.scratch),
+        }
+        // `encode` computed the size from the same records: the header must describe the body.
+        debug_assert_eq!(
+            (self.buf.len() - at - BATCH_HEADER_BYTES) as u64,
+            u64::from(header.body_bytes)
+        );
+        let salt = self.head_salt();
+        header.body_crc = salted_crc_from(salt, &[&self.buf[at + BATCH_HEADER_BYTES..]]);
         let appended = match body {
             AppendBody::Records { partition, .. } => {
                 let next = self.parts_next.entry(*partition).or_insert(Offset::ZERO);
@@ -539,11 +568,28 @@ impl<F: Flash> Ring<F> {
                 }
             }
         };
-        let at = self.buf.len();
-        self.buf.resize(at + BATCH_HEADER_BYTES, 0);
-        self.buf.extend_from_slice(&self.scratch);
-        self.drafts.push(Draft { at, header });
+        self.encode_draft(at, header, salt);
         appended
+    }
+
+    /// The salt of the head segment, computed once per segment.
+    fn head_salt(&mut self) -> u32 {
+        if self.salt.0 != self.head.seq {
+            self.salt = (self.head.seq, salt(self.head.seq));
+        }
+        self.salt.1
+    }
+
+    /// Writes a placed batch's header into the group buffer now, with the group's number and
+    /// no `LAST_IN_GROUP` flag (flush re-encodes only the last one), so that the headers'
+    /// CRCs are computed while the previous group's sync runs, not between two syncs. The group
+    /// number is right: `next_group` only changes when `flush` programs the group.
+    fn encode_draft(&mut self, at: usize, mut header: BatchHeader, salt: u32) {
+        header.group = self.next_group;
+        header.flags = 0;
+        let h = header.encode_salted(salt);
+        self.buf[at..at + BATCH_HEADER_BYTES].copy_from_slice(&h);
+        self.drafts.push(Draft { at, header });
     }
 
     fn checkpoint(&self) -> Checkpoint {
@@ -561,7 +607,7 @@ impl<F: Flash> Ring<F> {
     /// Puts the checkpoint batch at the front of the (empty) group buffer.
     fn push_checkpoint(&mut self) {
         debug_assert!(self.buf.is_empty());
-        // Encoded straight into the group buffer: `scratch` holds the pending append's body.
+        // Encoded straight into the group buffer (`scratch` may hold the pending append's body).
         let cp = self.checkpoint();
         self.buf.resize(BATCH_HEADER_BYTES, 0);
         encode_checkpoint_body(&cp, &mut self.buf);
@@ -577,7 +623,8 @@ impl<F: Flash> Ring<F> {
             body_crc: salted_crc(self.head.seq, &[body]),
         };
         debug_assert_eq!(header.total_bytes(), self.checkpoint_bytes());
-        self.drafts.push(Draft { at: 0, header });
+        let salt = self.head_salt();
+        self.encode_draft(0, header, salt);
         self.head.has_checkpoint = true;
     }
 
@@ -588,11 +635,12 @@ impl<F: Flash> Ring<F> {
         }
         let seq = self.head.seq;
         let group = self.next_group;
-        let last = self.drafts.len() - 1;
-        for (i, d) in self.drafts.iter_mut().enumerate() {
-            d.header.group = group;
-            d.header.flags = if i == last { FLAG_LAST_IN_GROUP } else { 0 };
-            let h = d.header.encode(seq);
+        let salt = self.head_salt();
+        // Every header is encoded already (`encode_draft`); the last one gets its flag.
+        if let Some(d) = self.drafts.last_mut() {
+            debug_assert_eq!(d.header.group, group);
+            d.header.flags = FLAG_LAST_IN_GROUP;
+            let h = d.header.encode_salted(salt);
             self.buf[d.at..d.at + BATCH_HEADER_BYTES].copy_from_slice(&h);
         }
         let len = align_up(self.buf.len() as u64, self.cfg.program_unit_bytes) as usize;
