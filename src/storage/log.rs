@@ -1,13 +1,15 @@
 //! Group commit: the async front of the ring. Appends from many tasks go through one bounded
 //! queue to a single writer thread, which gathers everything queued into one group (one
-//! `program`), and a sync thread that syncs it and only then answers `acks = durable` appends.
-//! `written` appends are answered after the program, `none` appends are not answered at all.
+//! `program`); a sync thread syncs it, and an ack thread then publishes it to readers and
+//! answers its `acks = durable` appends. `written` appends are answered after the program,
+//! `none` appends are not answered at all.
 //!
-//! The pipeline (two threads, one medium):
+//! The pipeline (three threads, one medium):
 //!
 //! ```text
-//! writer: | prepare N (encode, CRC) | program N | prepare N+1 ........ | wait | program N+1 | ...
-//! sync:                                        | sync N, then publish N, answer N's appends  |
+//! writer: | prepare N (encode, CRC) | program N | prepare N+1 ..... | program N+1 | ...
+//! sync:                                        | sync N |                        | sync N+1
+//! ack:                                                  | publish N, answer N |
 //! ```
 //!
 //! Invariants:
@@ -16,8 +18,10 @@
 //!   of group N returned `Ok`. While that sync runs, the writer only works in RAM
 //!   (`Ring::prepare_group` encodes and places appends without touching the medium); a
 //!   segment roll, the one step of preparing that writes, first waits for the sync too.
-//! - **Syncs are published in order**: one sync runs at a time, on the sync thread, which
-//!   publishes its group to readers and answers its `durable` appends after it returned `Ok`.
+//! - **Syncs are published in order**: one sync runs at a time, on the sync thread; after it
+//!   returned `Ok` the group goes (FIFO) to the ack thread, which publishes it to readers and
+//!   then answers its `durable` appends. The sync thread does nothing else, so the next sync
+//!   starts as soon as the next group is programmed.
 //! - **A failed sync poisons the ring**: its appends get `SyncFailed`, everything prepared after
 //!   it gets `Poisoned` and is never programmed, and so does every later append.
 //! - **Bounded**: at most `append_queue_max` appends are queued, at most as many more are held
@@ -353,18 +357,27 @@ impl<F: Flash + 'static> Log<F> {
         let shared = ring.shared();
         let published = Arc::new(event_listener::Event::new());
         let (tx, rx) = mpsc::sync_channel::<SyncJob>(1);
+        let (to_ack, acks) = mpsc::sync_channel::<SyncJob>(2);
+        let interval_bytes = ring.config().index_interval_bytes;
+        let (s, p) = (shared.clone(), published.clone());
+        let ack_thread = std::thread::Builder::new()
+            .name("outpost-ack".into())
+            .spawn(move || ack_loop(acks, &s, &p, interval_bytes))?;
         let syncer = Syncer {
             flash: ring.flash_handle(),
             shared: shared.clone(),
-            published: published.clone(),
             queue: queue.clone(),
-            interval_bytes: ring.config().index_interval_bytes,
         };
+        // If a spawn below fails, the threads above end: their channels' senders are dropped.
         let sync_thread = std::thread::Builder::new()
             .name("outpost-sync".into())
-            .spawn(move || syncer.run(rx))?;
+            .spawn(move || {
+                syncer.run(rx, to_ack);
+                if ack_thread.join().is_err() {
+                    log::error!("storage: the ack thread panicked");
+                }
+            })?;
         let q = queue.clone();
-        // If this fails, the sync thread ends: its channel's sender is dropped with the closure.
         let writer = std::thread::Builder::new()
             .name("outpost-writer".into())
             .spawn(move || writer_loop(ring, &q, tx, sync_thread))?;
@@ -464,26 +477,24 @@ struct SyncJob {
 struct Syncer<F: Flash> {
     flash: Arc<F>,
     shared: Arc<RwLock<Shared>>,
-    published: Arc<event_listener::Event>,
     queue: Arc<Queue>,
-    interval_bytes: u64,
 }
 
 impl<F: Flash> Syncer<F> {
     /// Syncs each job in turn (one at a time: the writer waits for the outcome before it
-    /// programs again), then publishes it and answers its appends. Ends when the writer drops
-    /// its sender.
-    fn run(self, rx: mpsc::Receiver<SyncJob>) {
+    /// programs again) and passes it on to the ack thread, so that the next sync can start as
+    /// soon as the writer programmed the next group. Ends when the writer drops its sender.
+    fn run(self, rx: mpsc::Receiver<SyncJob>, to_ack: mpsc::SyncSender<SyncJob>) {
         for job in rx {
             match self.flash.sync() {
                 Ok(()) => {
                     // The medium is free: let the writer program the next group while this
                     // one is published and answered.
                     self.queue.set_sync(SyncState::Idle);
-                    publish(&self.shared, job.unsynced, self.interval_bytes);
-                    self.published.notify(usize::MAX);
-                    for (reply, appended, body) in job.waiters {
-                        reply.answer(Ok(appended), body);
+                    if let Err(mpsc::SendError(job)) = to_ack.send(job) {
+                        // The ack thread is gone (it panicked): answer here.
+                        log::error!("storage: the ack thread stopped");
+                        drop(job); // its replies answer `Closed`
                     }
                 }
                 Err(e) => {
@@ -497,6 +508,23 @@ impl<F: Flash> Syncer<F> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Publishes synced groups to readers and answers their `durable` appends, in sync order
+/// (the channel is FIFO and holds at most two groups, so RAM stays bounded).
+fn ack_loop(
+    rx: mpsc::Receiver<SyncJob>,
+    shared: &RwLock<Shared>,
+    published: &event_listener::Event,
+    interval_bytes: u64,
+) {
+    for job in rx {
+        publish(shared, job.unsynced, interval_bytes);
+        published.notify(usize::MAX);
+        for (reply, appended, body) in job.waiters {
+            reply.answer(Ok(appended), body);
         }
     }
 }
