@@ -196,8 +196,10 @@ struct Queue {
 struct QueueState {
     jobs: VecDeque<Job>,
     closed: bool,
-    /// The writer is (about to be) waiting on `wake_writer`: only then do pushes notify it.
-    writer_asleep: bool,
+    /// While the writer sleeps on `wake_writer`: a push notifies it once the queue holds this
+    /// many jobs (1 when it is idle; a chunk while a sync runs, whose end wakes it anyway, so
+    /// that it is not woken once per append). `usize::MAX` while it is awake.
+    wake_at: usize,
     sync: SyncState,
 }
 
@@ -216,7 +218,7 @@ impl Queue {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
                 closed: false,
-                writer_asleep: false,
+                wake_at: usize::MAX,
                 sync: SyncState::Idle,
             }),
             wake_writer: Condvar::new(),
@@ -237,7 +239,8 @@ impl Queue {
                 }
                 if s.jobs.len() < self.capacity {
                     s.jobs.push_back(job);
-                    if s.writer_asleep {
+                    if s.jobs.len() >= s.wake_at {
+                        s.wake_at = usize::MAX; // one notification is enough
                         self.wake_writer.notify_one();
                     }
                     return Ok(());
@@ -254,15 +257,25 @@ impl Queue {
         }
     }
 
-    /// Sleeps on `wake_writer` once (the caller re-checks its condition).
-    fn sleep<'a>(&'a self, mut s: MutexGuard<'a, QueueState>) -> MutexGuard<'a, QueueState> {
-        s.writer_asleep = true;
+    /// Sleeps on `wake_writer` once (the caller re-checks its condition); pushes wake it
+    /// once the queue holds `wake_at` jobs (at least 1, at most the capacity).
+    fn sleep<'a>(
+        &'a self,
+        mut s: MutexGuard<'a, QueueState>,
+        wake_at: usize,
+    ) -> MutexGuard<'a, QueueState> {
+        s.wake_at = wake_at.clamp(1, self.capacity);
         let mut s = self
             .wake_writer
             .wait(s)
             .unwrap_or_else(PoisonError::into_inner);
-        s.writer_asleep = false;
+        s.wake_at = usize::MAX;
         s
+    }
+
+    /// Whether the writer sleeps (then `set_sync` and `close` must notify it).
+    fn asleep(s: &QueueState) -> bool {
+        s.wake_at != usize::MAX
     }
 
     /// Moves queued jobs into `local` until it holds `max`. With `block`, first waits until
@@ -272,7 +285,7 @@ impl Queue {
         let mut s = lock(&self.state);
         if block {
             while s.jobs.is_empty() && !s.closed {
-                s = self.sleep(s);
+                s = self.sleep(s, 1);
             }
             if s.jobs.is_empty() {
                 return false;
@@ -296,11 +309,13 @@ impl Queue {
         self.sync_running.load(Ordering::Acquire)
     }
 
-    /// Waits until a job is queued, the running sync ended, or the queue is closed.
-    fn wait_for_job_or_sync(&self) {
+    /// Waits until a chunk of jobs is queued (or all the queue can hold), the running sync
+    /// ended, or the queue is closed.
+    fn wait_for_jobs_or_sync(&self) {
         let mut s = lock(&self.state);
-        while s.jobs.is_empty() && !s.closed && matches!(s.sync, SyncState::Running) {
-            s = self.sleep(s);
+        let enough = PREPARE_CHUNK.min(self.capacity);
+        while s.jobs.len() < enough && !s.closed && matches!(s.sync, SyncState::Running) {
+            s = self.sleep(s, enough);
         }
     }
 
@@ -308,7 +323,7 @@ impl Queue {
     fn wait_sync(&self) -> Result<(), String> {
         let mut s = lock(&self.state);
         while matches!(s.sync, SyncState::Running) {
-            s = self.sleep(s);
+            s = self.sleep(s, usize::MAX);
         }
         match std::mem::replace(&mut s.sync, SyncState::Idle) {
             SyncState::Failed(cause) => Err(cause),
@@ -321,7 +336,7 @@ impl Queue {
         self.sync_running
             .store(matches!(state, SyncState::Running), Ordering::Release);
         s.sync = state;
-        if s.writer_asleep {
+        if Queue::asleep(&s) {
             self.wake_writer.notify_one();
         }
     }
@@ -620,7 +635,7 @@ fn writer_loop<F: Flash>(
         //    appends join this group, unless it is full (appends are left over: step 2 leaves
         //    some only when the group is full or no sync runs).
         if local.is_empty() && queue.sync_running() {
-            queue.wait_for_job_or_sync();
+            queue.wait_for_jobs_or_sync();
             continue;
         }
         if let Err(cause) = queue.wait_sync() {
