@@ -2,8 +2,8 @@
 //!
 //! Durable appends (`Acks::Durable`, one record per append) of 100 B and 1 KiB records through
 //! the group-committed [`Log`] on a [`FileFlash`] ring in a fresh file, with at most W appends
-//! in flight, driven by W tasks on a one-thread `smol` executor (the writer thread is the
-//! other core). For each workload it prints records/s, payload MB/s, commit latency (submit to
+//! in flight, driven by W tasks on a one-thread `smol` executor (the group commit's writer, sync
+//! and ack threads share the other core). For each workload it prints records/s, payload MB/s, commit latency (submit to
 //! ack) percentiles, and — in the same run and the same directory — the raw limit of the disk:
 //! the same number of payload bytes written sequentially in 1 MiB `write_all`s with one
 //! `fdatasync` per MiB into a preallocated file, once before and once after ours (the table
@@ -263,6 +263,9 @@ struct Outcome {
     stats: outpost::storage::index::RingStats,
     /// Writer and client thread: (time on a CPU, time runnable but waiting for one).
     writer_sched: Option<Sched>,
+    /// The sync thread (fdatasync) and the ack thread (publishing, answering durable appends).
+    sync_sched: Option<Sched>,
+    ack_sched: Option<Sched>,
     client_sched: Option<Sched>,
     /// Wall time inside the flash calls during the workload: programs, their total, syncs,
     /// their total, the longest sync.
@@ -457,8 +460,11 @@ fn run_workload(
     let client_sched = client_start
         .zip(sched(Path::new("/proc/thread-self")))
         .map(|(a, b)| b.since(a));
-    // The writer thread ran nothing before the workload but its start (recovery ran here).
-    let writer_sched = writer_task_dir().as_deref().and_then(sched);
+    // The writer and sync threads ran nothing before the workload but their start (recovery
+    // ran here).
+    let writer_sched = task_dir("outpost-writer").as_deref().and_then(sched);
+    let sync_sched = task_dir("outpost-sync").as_deref().and_then(sched);
+    let ack_sched = task_dir("outpost-ack").as_deref().and_then(sched);
     let t1 = [
         &times.programs,
         &times.program_ns,
@@ -494,6 +500,8 @@ fn run_workload(
         latency: latency.into_inner(),
         stats: snapshot.stats,
         writer_sched,
+        sync_sched,
+        ack_sched,
         client_sched,
         programs: t1[0] - t0[0],
         program_time: Duration::from_nanos(t1[1] - t0[1]),
@@ -643,8 +651,16 @@ fn print_table(opts: &Opts, outcomes: &[Outcome]) {
             o.program_time.as_secs_f64(),
             o.programs,
         );
+        println!(
+            "  sync thread (fdatasync): {}",
+            share(o.sync_sched, o.elapsed)
+        );
+        println!(
+            "  ack thread (publish, durable answers): {}",
+            share(o.ack_sched, o.elapsed)
+        );
         println!("  client thread: {}", share(o.client_sched, o.elapsed));
-        let busy = [o.writer_sched, o.client_sched]
+        let busy = [o.writer_sched, o.sync_sched, o.ack_sched, o.client_sched]
             .iter()
             .flatten()
             .any(|s| s.runnable > (o.elapsed / 20).max(Duration::from_millis(20)));
@@ -846,13 +862,14 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kib * KIB)
 }
 
-/// The /proc task directory of the group-commit writer thread (named `outpost-writer`).
-fn writer_task_dir() -> Option<PathBuf> {
+/// The /proc task directory of the thread named `name` (the group commit's `outpost-writer`
+/// and `outpost-sync`).
+fn task_dir(name: &str) -> Option<PathBuf> {
     fs::read_dir("/proc/self/task")
         .ok()?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == "outpost-writer"))
+        .find(|p| fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == name))
 }
 
 /// The 1, 5 and 15 minute load averages from /proc/loadavg.

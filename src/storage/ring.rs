@@ -5,6 +5,9 @@
 //! Invariants (docs/FORMAT.md, "Crash analysis", explains why each matters):
 //! 1. At most one `program` is not yet covered by a successful `sync` at any time, and it is
 //!    at most `group_bytes_max` bytes: only the newest group can be torn by a power cut.
+//!    (`write_group` + `sync` keep it by construction; the pipelined `Log` calls
+//!    `prepare_group`, which does no I/O but around a roll and then only after its
+//!    `before_io` waited for the running sync, and `program_group` only after that sync.)
 //! 2. A slot is erased (header block first, synced, then the rest, synced) before its new
 //!    header is programmed and synced; no batch is programmed before its header is durable.
 //! 3. Every segment's first group starts with a checkpoint of the whole state.
@@ -18,7 +21,7 @@ use super::flash::{ERASED_BYTE, Flash, FlashError};
 use super::format::{
     BATCH_HEADER_BYTES, BatchHeader, BatchKind, Checkpoint, FLAG_LAST_IN_GROUP, MetaOp,
     PREV_END_NONE, Record, SegmentHeader, align_up, encode_checkpoint_body, encode_meta_body,
-    first_batch_pos, salted_crc,
+    first_batch_pos, salt, salted_crc, salted_crc_from,
 };
 use super::index::{PartState, SegIndex, Shared};
 use super::meta::MetaState;
@@ -67,6 +70,14 @@ pub struct DropEvent {
 /// counters in `RingStats` keep the totals).
 const DROP_EVENTS_MAX: usize = 1024;
 
+/// What the programs since the last sync wrote: published to readers once a sync covers it.
+#[derive(Debug, Default)]
+pub(crate) struct Unsynced {
+    batches: Vec<Unpublished>,
+    /// Segment ends: (seq, end).
+    ends: Vec<(SegmentSeq, u64)>,
+}
+
 /// A batch programmed but not yet published to readers (waits for the covering sync).
 #[derive(Clone, Copy, Debug)]
 struct Unpublished {
@@ -101,6 +112,8 @@ pub struct Ring<F: Flash> {
     buf: Vec<u8>,
     drafts: Vec<Draft>,
     scratch: Vec<u8>,
+    /// `(seq, salt(seq))` for the last segment a batch was placed in.
+    salt: (SegmentSeq, u32),
     unpublished: Vec<Unpublished>,
     /// Segment ends to publish at the next sync: (seq, end).
     ends: Vec<(SegmentSeq, u64)>,
@@ -138,6 +151,7 @@ impl<F: Flash> Ring<F> {
             buf: Vec::with_capacity(cfg.group_bytes_max as usize),
             drafts: Vec::new(),
             scratch: Vec::new(),
+            salt: (SegmentSeq(0), salt(SegmentSeq(0))),
             unpublished: Vec::new(),
             ends: Vec::new(),
             drop_events: VecDeque::new(),
@@ -257,9 +271,7 @@ impl<F: Flash> Ring<F> {
     }
 
     fn poison(&self, e: FlashError) -> AppendError {
-        let cause = error_chain(&e);
-        log::error!("storage: {cause}; refusing appends until restart");
-        self.write_shared().poisoned = Some(cause);
+        poison(&self.shared, &e);
         AppendError::Flash(e)
     }
 
@@ -272,8 +284,28 @@ impl<F: Flash> Ring<F> {
     /// next, and pass `appends[consumed..]` again afterwards. An append that cannot fit even in
     /// an empty group (with the segment's checkpoint) is consumed with `BatchTooLarge`.
     pub fn write_group(&mut self, appends: &[AppendBody<'_>]) -> Result<GroupResult, AppendError> {
-        self.check_poisoned()?;
         debug_assert!(self.buf.is_empty() && self.drafts.is_empty());
+        let group = self.prepare_group(appends, &mut || Ok(()))?;
+        self.flush()?;
+        Ok(group)
+    }
+
+    /// The first half of [`Ring::write_group`], for the pipelined writer of `Log`: places as
+    /// many of `appends` as fit into the group being built (encoded, CRCs computed, offsets
+    /// assigned, metadata applied) **without touching the medium**, except around a segment
+    /// roll. It may be called again to add more appends to the same group, until
+    /// [`Ring::program_group`] programs it.
+    ///
+    /// `before_io` runs before any `program`, `erase` or `sync` this call would make (only a
+    /// roll makes any): the pipelined writer waits there for the sync of the previous group, so
+    /// that at most one program is ever unsynced (invariant 1). If it fails, nothing is written
+    /// and its error is returned (the caller must then `discard_group`).
+    pub(crate) fn prepare_group(
+        &mut self,
+        appends: &[AppendBody<'_>],
+        before_io: &mut dyn FnMut() -> Result<(), AppendError>,
+    ) -> Result<GroupResult, AppendError> {
+        self.check_poisoned()?;
         let mut results = Vec::with_capacity(appends.len());
         let mut full = false;
         let mut consumed = 0;
@@ -291,7 +323,7 @@ impl<F: Flash> Ring<F> {
                 consumed += 1;
                 continue;
             }
-            let total = BATCH_HEADER_BYTES as u64 + self.scratch.len() as u64;
+            let total = header.total_bytes();
             let checkpoint = if self.head.has_checkpoint && self.head.appendable {
                 0
             } else {
@@ -316,6 +348,7 @@ impl<F: Flash> Ring<F> {
                     self.cfg.program_unit_bytes,
                 );
             if !self.head.appendable || end > self.cfg.segment_bytes {
+                before_io()?;
                 self.flush()?;
                 match self.roll() {
                     Ok(()) if self.checkpoint_bytes() + total > self.cfg.group_bytes_max => {
@@ -344,8 +377,39 @@ impl<F: Flash> Ring<F> {
             results.push(Ok(self.place(header, body)));
             consumed += 1;
         }
-        self.flush()?;
         Ok(GroupResult { consumed, results })
+    }
+
+    /// Whether appends were placed that [`Ring::program_group`] has not programmed yet.
+    pub(crate) fn has_prepared(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Programs the group [`Ring::prepare_group`] built (nothing if it is empty). The caller
+    /// must have synced every earlier program first (invariant 1).
+    pub(crate) fn program_group(&mut self) -> Result<(), AppendError> {
+        self.flush()
+    }
+
+    /// Forgets a group that was prepared but will never be programmed (the ring is poisoned:
+    /// the offsets and metadata it applied in RAM are never used again before a reopen).
+    pub(crate) fn discard_group(&mut self) {
+        self.buf.clear();
+        self.drafts.clear();
+    }
+
+    /// Hands over what the programs since the last sync wrote, for a sync made elsewhere (the
+    /// pipelined writer's sync thread), which then publishes it with [`publish`].
+    pub(crate) fn take_unsynced(&mut self) -> Unsynced {
+        Unsynced {
+            batches: std::mem::take(&mut self.unpublished),
+            ends: std::mem::take(&mut self.ends),
+        }
+    }
+
+    /// The flash handle (the pipelined writer syncs through a clone on another thread).
+    pub(crate) fn flash_handle(&self) -> Arc<F> {
+        self.flash.clone()
     }
 
     /// Makes everything written so far durable, then publishes it to readers.
@@ -354,31 +418,15 @@ impl<F: Flash> Ring<F> {
         if let Err(e) = self.flash.sync() {
             return Err(self.poison(e));
         }
-        let interval = self.cfg.index_interval_bytes;
-        let unpublished = std::mem::take(&mut self.unpublished);
-        let ends = std::mem::take(&mut self.ends);
-        let mut shared = self.write_shared();
-        shared.stats.syncs += 1;
-        for u in &unpublished {
-            if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == u.seq) {
-                seg.add_batch(u.partition, u.base, u.count, u.pos, u.bytes, interval);
-            }
-        }
-        for (seq, end) in ends {
-            if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == seq) {
-                seg.end = seg.end.max(end);
-            }
-        }
-        for u in &unpublished {
-            let next = u.base.plus(u64::from(u.count));
-            let p = shared.partitions.entry(u.partition).or_default();
-            p.durable_next = p.durable_next.max(next);
-        }
+        let unsynced = self.take_unsynced();
+        publish(&self.shared, unsynced, self.cfg.index_interval_bytes);
         Ok(())
     }
 
-    /// Encodes one append's body into `scratch` and returns its header (offsets not yet
-    /// assigned), or why it is refused. Nothing is changed on refusal.
+    /// Checks one append and returns its header (`body_bytes` exact, offsets not yet
+    /// assigned), or why it is refused. Nothing is changed on refusal. A `Meta` body is encoded
+    /// into `scratch`; a `Records` body is encoded later by `place`, straight into the group
+    /// buffer (one copy of the record bytes, not two).
     fn encode(&mut self, body: &AppendBody<'_>) -> Result<BatchHeader, AppendError> {
         self.scratch.clear();
         let header = match body {
@@ -416,17 +464,23 @@ impl<F: Flash> Ring<F> {
                         .map_err(|reason| AppendError::BadRecord { index, reason })?;
                     bytes += r.encoded_bytes();
                 }
-                if bytes > self.cfg.batch_bytes_max || records.len() > u32::MAX as usize {
-                    return Err(AppendError::BatchTooLarge {
-                        batch_bytes: bytes,
-                        batch_bytes_max: self.cfg.batch_bytes_max,
-                    });
-                }
-                for r in records.iter() {
-                    r.encode_into(&mut self.scratch);
-                }
+                let body_bytes = u32::try_from(bytes - BATCH_HEADER_BYTES as u64);
+                let body_bytes = match body_bytes {
+                    Ok(b)
+                        if bytes <= self.cfg.batch_bytes_max
+                            && records.len() <= u32::MAX as usize =>
+                    {
+                        b
+                    }
+                    _ => {
+                        return Err(AppendError::BatchTooLarge {
+                            batch_bytes: bytes,
+                            batch_bytes_max: self.cfg.batch_bytes_max,
+                        });
+                    }
+                };
                 BatchHeader {
-                    body_bytes: self.scratch.len() as u32,
+                    body_bytes,
                     kind: BatchKind::Records,
                     flags: 0,
                     partition: *partition,
@@ -473,9 +527,27 @@ impl<F: Flash> Ring<F> {
         Ok(header)
     }
 
-    /// Assigns offsets, applies metadata, and moves the encoded body into the group buffer.
+    /// Assigns offsets, applies metadata, and puts the batch into the group buffer: its body
+    /// encoded (`Records`) or copied from `scratch` (`Meta`), its header left blank until
+    /// flush.
     fn place(&mut self, mut header: BatchHeader, body: &AppendBody<'_>) -> Appended {
-        header.body_crc = salted_crc(self.head.seq, &[&self.scratch]);
+        let at = self.buf.len();
+        self.buf.resize(at + BATCH_HEADER_BYTES, 0);
+        match body {
+            AppendBody::Records { records, .. } => {
+                for r in records.iter() {
+                    r.encode_into(&mut self.buf);
+                }
+            }
+            AppendBody::Meta(_) => self.buf.extend_from_slice(&self.scratch),
+        }
+        // `encode` computed the size from the same records: the header must describe the body.
+        debug_assert_eq!(
+            (self.buf.len() - at - BATCH_HEADER_BYTES) as u64,
+            u64::from(header.body_bytes)
+        );
+        let salt = self.head_salt();
+        header.body_crc = salted_crc_from(salt, &[&self.buf[at + BATCH_HEADER_BYTES..]]);
         let appended = match body {
             AppendBody::Records { partition, .. } => {
                 let next = self.parts_next.entry(*partition).or_insert(Offset::ZERO);
@@ -496,11 +568,28 @@ impl<F: Flash> Ring<F> {
                 }
             }
         };
-        let at = self.buf.len();
-        self.buf.resize(at + BATCH_HEADER_BYTES, 0);
-        self.buf.extend_from_slice(&self.scratch);
-        self.drafts.push(Draft { at, header });
+        self.encode_draft(at, header, salt);
         appended
+    }
+
+    /// The salt of the head segment, computed once per segment.
+    fn head_salt(&mut self) -> u32 {
+        if self.salt.0 != self.head.seq {
+            self.salt = (self.head.seq, salt(self.head.seq));
+        }
+        self.salt.1
+    }
+
+    /// Writes a placed batch's header into the group buffer now, with the group's number and
+    /// no `LAST_IN_GROUP` flag (flush re-encodes only the last one), so that the headers'
+    /// CRCs are computed while the previous group's sync runs, not between two syncs. The group
+    /// number is right: `next_group` only changes when `flush` programs the group.
+    fn encode_draft(&mut self, at: usize, mut header: BatchHeader, salt: u32) {
+        header.group = self.next_group;
+        header.flags = 0;
+        let h = header.encode_salted(salt);
+        self.buf[at..at + BATCH_HEADER_BYTES].copy_from_slice(&h);
+        self.drafts.push(Draft { at, header });
     }
 
     fn checkpoint(&self) -> Checkpoint {
@@ -518,7 +607,7 @@ impl<F: Flash> Ring<F> {
     /// Puts the checkpoint batch at the front of the (empty) group buffer.
     fn push_checkpoint(&mut self) {
         debug_assert!(self.buf.is_empty());
-        // Encoded straight into the group buffer: `scratch` holds the pending append's body.
+        // Encoded straight into the group buffer (`scratch` may hold the pending append's body).
         let cp = self.checkpoint();
         self.buf.resize(BATCH_HEADER_BYTES, 0);
         encode_checkpoint_body(&cp, &mut self.buf);
@@ -534,7 +623,8 @@ impl<F: Flash> Ring<F> {
             body_crc: salted_crc(self.head.seq, &[body]),
         };
         debug_assert_eq!(header.total_bytes(), self.checkpoint_bytes());
-        self.drafts.push(Draft { at: 0, header });
+        let salt = self.head_salt();
+        self.encode_draft(0, header, salt);
         self.head.has_checkpoint = true;
     }
 
@@ -545,11 +635,12 @@ impl<F: Flash> Ring<F> {
         }
         let seq = self.head.seq;
         let group = self.next_group;
-        let last = self.drafts.len() - 1;
-        for (i, d) in self.drafts.iter_mut().enumerate() {
-            d.header.group = group;
-            d.header.flags = if i == last { FLAG_LAST_IN_GROUP } else { 0 };
-            let h = d.header.encode(seq);
+        let salt = self.head_salt();
+        // Every header is encoded already (`encode_draft`); the last one gets its flag.
+        if let Some(d) = self.drafts.last_mut() {
+            debug_assert_eq!(d.header.group, group);
+            d.header.flags = FLAG_LAST_IN_GROUP;
+            let h = d.header.encode_salted(salt);
             self.buf[d.at..d.at + BATCH_HEADER_BYTES].copy_from_slice(&h);
         }
         let len = align_up(self.buf.len() as u64, self.cfg.program_unit_bytes) as usize;
@@ -721,6 +812,42 @@ impl<F: Flash> Ring<F> {
         b[..header.encode().len()].copy_from_slice(&header.encode());
         self.flash.program(self.slot_base(slot), &b)
     }
+}
+
+/// Publishes to readers what a successful sync made durable: the batches enter the segment
+/// index, segment ends and partitions' durable ends move forward. Syncs are published in the
+/// order they were made, each after its own sync returned `Ok`.
+pub(crate) fn publish(shared: &RwLock<Shared>, unsynced: Unsynced, interval_bytes: u64) {
+    let mut shared = shared
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    shared.stats.syncs += 1;
+    for u in &unsynced.batches {
+        if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == u.seq) {
+            seg.add_batch(u.partition, u.base, u.count, u.pos, u.bytes, interval_bytes);
+        }
+    }
+    for (seq, end) in unsynced.ends {
+        if let Some(seg) = shared.segments.iter_mut().rev().find(|s| s.seq == seq) {
+            seg.end = seg.end.max(end);
+        }
+    }
+    for u in &unsynced.batches {
+        let next = u.base.plus(u64::from(u.count));
+        let p = shared.partitions.entry(u.partition).or_default();
+        p.durable_next = p.durable_next.max(next);
+    }
+}
+
+/// Poisons the ring after a failed program, erase or sync (invariant 5) and returns the cause.
+pub(crate) fn poison(shared: &RwLock<Shared>, e: &FlashError) -> String {
+    let cause = error_chain(e);
+    log::error!("storage: {cause}; refusing appends until restart");
+    shared
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .poisoned = Some(cause.clone());
+    cause
 }
 
 /// Moves `partition`'s release watermark forward to `upto`. A partition that holds no durable
