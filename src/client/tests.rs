@@ -690,3 +690,262 @@ fn connect_errors_name_the_address() {
         assert!(e.to_string().contains(&addr.to_string()), "{e}");
     });
 }
+
+/// The consumer-group requests (kinds 0x20–0x27): request bodies as the broker sees them,
+/// answers as owned types, and group errors as codes with the connection still usable.
+mod groups {
+    use super::*;
+    use crate::protocol::messages::{
+        CommitOffsetsRequest, DescribeGroupRequest, DescribeGroupResponse, FetchOffsetsRequest,
+        FetchOffsetsResponse, GroupInfo, GroupMember, GroupPartition, JoinGroupRequest,
+        JoinGroupResponse, LeaveGroupRequest, ListGroupsResponse, MemberRequest, OffsetCommit,
+        OffsetFetched, SyncGroupResponse,
+    };
+
+    fn tp(topic: &str, partition: u32) -> GroupPartitionRef {
+        GroupPartitionRef {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    #[test]
+    fn join_sync_heartbeat_leave_bodies() {
+        smol::block_on(async {
+            let addr = mock(16, |mut m| async move {
+                let (h, body) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::JoinGroup as u8);
+                let r: JoinGroupRequest<'_> = decode_request(&body).unwrap();
+                assert_eq!((r.group, r.member, r.client_id), ("g", None, "c"));
+                assert_eq!(r.session_timeout_ms, 10_000);
+                let s: Vec<&str> = r.strategies.iter().map(Result::unwrap).collect();
+                let t: Vec<&str> = r.topics.iter().map(Result::unwrap).collect();
+                assert_eq!((s, t), (vec!["sticky", "range"], vec!["t"]));
+                let parts = [
+                    GroupPartition {
+                        topic: "t",
+                        partition: 0,
+                    },
+                    GroupPartition {
+                        topic: "t",
+                        partition: 2,
+                    },
+                ];
+                let joined = JoinGroupResponse {
+                    generation: 4,
+                    member: "c-1-0",
+                    leader: "c-1-0",
+                    strategy: "sticky",
+                    assignment: Seq::Slice(&parts),
+                };
+                m.ok(Kind::JoinGroup, h.request_id, &joined).await;
+
+                let (h, body) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::SyncGroup as u8);
+                let r: MemberRequest<'_> = decode_request(&body).unwrap();
+                assert_eq!((r.group, r.member, r.generation), ("g", "c-1-0", 4));
+                let sync = SyncGroupResponse {
+                    assignment: Seq::Slice(&parts[1..]),
+                };
+                m.ok(Kind::SyncGroup, h.request_id, &sync).await;
+
+                let (h, body) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::Heartbeat as u8);
+                let r: MemberRequest<'_> = decode_request(&body).unwrap();
+                assert_eq!(r.generation, 4);
+                m.err(
+                    Kind::Heartbeat,
+                    h.request_id,
+                    ErrorCode::RebalanceInProgress,
+                    "group \"g\" is rebalancing after generation 4: join again",
+                )
+                .await;
+
+                let (h, body) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::LeaveGroup as u8);
+                let r: LeaveGroupRequest<'_> = decode_request(&body).unwrap();
+                assert_eq!((r.group, r.member), ("g", "c-1-0"));
+                m.ok(Kind::LeaveGroup, h.request_id, &Empty {}).await;
+                while m.next().await.is_some() {}
+            })
+            .await;
+            let client = Client::connect(addr.to_string()).await.unwrap();
+            let j = client
+                .join_group("g", None, "c", 10_000, &["sticky", "range"], &["t"])
+                .await
+                .unwrap();
+            assert_eq!(
+                j,
+                Joined {
+                    generation: 4,
+                    member: "c-1-0".into(),
+                    leader: "c-1-0".into(),
+                    strategy: "sticky".into(),
+                    assignment: vec![tp("t", 0), tp("t", 2)],
+                }
+            );
+            let s = client.sync_group("g", "c-1-0", 4).await.unwrap();
+            assert_eq!(s, vec![tp("t", 2)]);
+            let e = client.heartbeat("g", "c-1-0", 4).await.unwrap_err();
+            assert_eq!(e.code(), Some(ErrorCode::RebalanceInProgress));
+            assert!(e.connection_usable());
+            client.leave_group("g", "c-1-0").await.unwrap();
+            client.close().await;
+        });
+    }
+
+    #[test]
+    fn commit_fetch_list_describe_bodies() {
+        smol::block_on(async {
+            let addr = mock(16, |mut m| async move {
+                let (h, body) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::CommitOffsets as u8);
+                let r: CommitOffsetsRequest<'_> = decode_request(&body).unwrap();
+                assert_eq!((r.group, r.member, r.generation), ("g", Some("m"), 2));
+                let o: Vec<OffsetCommit<'_>> = r.offsets.iter().map(Result::unwrap).collect();
+                assert_eq!(o.len(), 2);
+                assert_eq!((o[1].topic, o[1].partition, o[1].offset), ("t", 1, 9));
+                assert_eq!(o[1].metadata, "meta");
+                m.err(
+                    Kind::CommitOffsets,
+                    h.request_id,
+                    ErrorCode::IllegalGeneration,
+                    "generation 2 of group \"g\" is not the current one (3): join again",
+                )
+                .await;
+
+                let (h, body) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::CommitOffsets as u8);
+                let r: CommitOffsetsRequest<'_> = decode_request(&body).unwrap();
+                assert_eq!((r.member, r.generation), (None, 0));
+                m.ok(Kind::CommitOffsets, h.request_id, &Empty {}).await;
+
+                let (h, body) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::FetchOffsets as u8);
+                let r: FetchOffsetsRequest<'_> = decode_request(&body).unwrap();
+                let p: Vec<GroupPartition<'_>> = r.partitions.iter().map(Result::unwrap).collect();
+                assert_eq!((r.group, r.member, p.len()), ("g", None, 1));
+                let fetched = [OffsetFetched {
+                    topic: "t",
+                    partition: 1,
+                    committed: Some(9),
+                    metadata: "meta",
+                    commit_timestamp_ms: 1_700_000_000_000,
+                    earliest: 10,
+                    next: 12,
+                }];
+                let resp = FetchOffsetsResponse {
+                    offsets: Seq::Slice(&fetched),
+                };
+                m.ok(Kind::FetchOffsets, h.request_id, &resp).await;
+
+                let (h, _) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::ListGroups as u8);
+                let groups = [GroupInfo {
+                    group: "g",
+                    state: 2,
+                    members: 1,
+                }];
+                let resp = ListGroupsResponse {
+                    groups: Seq::Slice(&groups),
+                };
+                m.ok(Kind::ListGroups, h.request_id, &resp).await;
+
+                let (h, body) = m.next().await.unwrap();
+                assert_eq!(h.kind, Kind::DescribeGroup as u8);
+                let r: DescribeGroupRequest<'_> = decode_request(&body).unwrap();
+                assert_eq!(r.group, "g");
+                let topics = ["t"];
+                let parts = [GroupPartition {
+                    topic: "t",
+                    partition: 1,
+                }];
+                let members = [GroupMember {
+                    member: "m",
+                    client_id: "c",
+                    session_timeout_ms: 6000,
+                    topics: Seq::Slice(&topics),
+                    assignment: Seq::Slice(&parts),
+                }];
+                let resp = DescribeGroupResponse {
+                    group: "g",
+                    exists: true,
+                    state: 2,
+                    generation: 3,
+                    strategy: Some("range"),
+                    leader: Some("m"),
+                    members: Seq::Slice(&members),
+                };
+                m.ok(Kind::DescribeGroup, h.request_id, &resp).await;
+                while m.next().await.is_some() {}
+            })
+            .await;
+            let client = Client::connect(addr.to_string()).await.unwrap();
+            let offsets = [
+                OffsetToCommit {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 5,
+                    metadata: String::new(),
+                },
+                OffsetToCommit {
+                    topic: "t".into(),
+                    partition: 1,
+                    offset: 9,
+                    metadata: "meta".into(),
+                },
+            ];
+            let e = client
+                .commit_offsets("g", Some(("m", 2)), &offsets)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Some(ErrorCode::IllegalGeneration));
+            client.commit_offsets("g", None, &offsets).await.unwrap();
+            let f = client.fetch_offsets("g", None, &[("t", 1)]).await.unwrap();
+            assert_eq!(
+                f,
+                vec![CommittedOffsetInfo {
+                    topic: "t".into(),
+                    partition: 1,
+                    committed: Some(9),
+                    metadata: "meta".into(),
+                    commit_timestamp_ms: 1_700_000_000_000,
+                    earliest: 10,
+                    next: 12,
+                }]
+            );
+            assert_eq!(f[0].lag(), Some(3));
+            assert!(f[0].reclaimed());
+            let l = client.list_groups().await.unwrap();
+            assert_eq!(
+                l,
+                vec![GroupListing {
+                    group: "g".into(),
+                    state: 2,
+                    members: 1,
+                }]
+            );
+            assert_eq!(group_state_name(l[0].state), "Stable");
+            let d = client.describe_group("g").await.unwrap();
+            assert_eq!(
+                d,
+                GroupSummary {
+                    group: "g".into(),
+                    exists: true,
+                    state: 2,
+                    generation: 3,
+                    strategy: Some("range".into()),
+                    leader: Some("m".into()),
+                    members: vec![GroupMemberInfo {
+                        member: "m".into(),
+                        client_id: "c".into(),
+                        session_timeout_ms: 6000,
+                        topics: vec!["t".into()],
+                        assignment: vec![tp("t", 1)],
+                    }],
+                }
+            );
+            client.close().await;
+        });
+    }
+}
