@@ -47,7 +47,7 @@ help:
 	@echo "outpost make targets:"
 	@echo "  make run     build (release) and run 'outpost serve' on the embedded default config"
 	@echo "               (board x86_64-dev, storage in ./data)"
-	@echo "  make test    install what the tests need (rustfmt, clippy), then fmt check,"
+	@echo "  make test    install what the tests need (rustfmt, clippy, Kafka, a venv), then fmt check,"
 	@echo "               clippy -D warnings, all tests"
 	@echo "  make bench   storage benchmark, broker benchmark (outpost bench), forwarder drain vs"
 	@echo "               confluent-kafka's transactional producer on a local Kafka; print tables"
