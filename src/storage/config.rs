@@ -91,7 +91,10 @@ impl RingConfig {
         let index_entries = (self.ring_bytes / self.index_interval_bytes.max(1))
             .saturating_add(segments.saturating_mul(u64::from(self.partitions_max)));
         [
-            self.group_bytes_max,
+            // The pipelined writer (log.rs): the group being synced, the group being
+            // prepared, and the records of appends waiting for those two syncs, about a
+            // group's worth each.
+            self.group_bytes_max.saturating_mul(4),
             self.read_chunk_bytes.saturating_mul(2),
             u64::from(self.append_queue_max) * 64,
             self.meta_bytes_max.saturating_mul(2),
