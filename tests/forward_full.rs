@@ -4,7 +4,9 @@
 //!   the uplink is back every acknowledged record lands upstream exactly once, and the ring
 //!   accepts records again;
 //! - `full_policy = "drop-oldest"`: the ring drops its oldest unforwarded records, and a gap
-//!   record upstream names exactly the lost edge offsets, before the records that follow.
+//!   record upstream names exactly the lost edge offsets, before the records that follow;
+//! - a cursor topic that is not compacted is refused: nothing is forwarded, the status says
+//!   why, and the records stay in the ring.
 
 mod support;
 
@@ -138,6 +140,57 @@ fn full_ring_rejects_or_announces_the_gap() {
         "exactly the gap's offsets are missing"
     );
     assert_eq!(up.len() as u64, total - lost + 1);
+    drop(c);
+    edge.kill();
+
+    // --- A cursor topic with cleanup.policy=delete is refused. ---
+    k.create_topic("bad-cursors", 1, false);
+    k.create_topic("bc-up", 1, false);
+    let mut edge = Edge::new(
+        "fwd-badcursor",
+        &k.edge_bootstrap(),
+        "gw-bc",
+        &[("bc", "bc-up", "same")],
+        BOARD,
+        &[],
+        &["cursor_topic = \"bad-cursors\""],
+    );
+    edge.start();
+    let c = edge.client();
+    smol::block_on(c.create_topic("bc", 1)).unwrap();
+    produce_numbered(&c, "bc", 0, 0, 100, 100).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        let st = smol::block_on(c.forwarder_status()).unwrap();
+        if st
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("compacted"))
+        {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{st:?}\n{}",
+            edge.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "non-compacted cursor topic: {}",
+        st.last_error.unwrap_or_default()
+    );
+    assert_eq!(st.records_forwarded, 0);
+    assert!(
+        k.consume_all("bc-up", false).is_empty(),
+        "nothing forwarded"
+    );
+    let o = smol::block_on(c.list_offsets("bc", 0)).unwrap();
+    assert_eq!(
+        (o.earliest, o.next),
+        (0, 100),
+        "the records stay in the ring"
+    );
     drop(c);
     edge.kill();
 }

@@ -73,6 +73,36 @@ pub fn decode(v: &[u8]) -> Result<Cursor, CursorError> {
     })
 }
 
+/// The cursor topic settings the forwarder checks at every session start.
+pub const CHECKED_CONFIGS: [&str; 2] = ["cleanup.policy", "compression.type"];
+
+/// Why a cursor topic with these settings would break exactly-once, if it would
+/// (docs/FORWARDING.md section 4).
+pub fn topic_problem(topic: &str, configs: &[(String, Option<String>)]) -> Option<String> {
+    let get = |k: &str| {
+        configs
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.as_deref())
+    };
+    let cleanup = get("cleanup.policy").unwrap_or("delete");
+    if !cleanup.split(',').any(|p| p.trim() == "compact") {
+        return Some(format!(
+            "cursor topic {topic:?} has cleanup.policy={cleanup}: it must be compacted \
+             (cleanup.policy=compact), or an idle partition's cursor expires with retention and \
+             its records still in the ring would be forwarded again"
+        ));
+    }
+    let compression = get("compression.type").unwrap_or("producer");
+    if !matches!(compression, "producer" | "uncompressed" | "none") {
+        return Some(format!(
+            "cursor topic {topic:?} has compression.type={compression}: outpost reads its \
+             cursors back uncompressed; set compression.type=producer"
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +121,35 @@ mod tests {
         assert_eq!(encode(&c), golden);
         assert_eq!(decode(&golden), Ok(c));
         assert_eq!(key("gw-7", "telemetry", 2), "gw-7/telemetry/2");
+    }
+
+    #[test]
+    fn cursor_topic_settings() {
+        let c = |p: &str, z: &str| {
+            vec![
+                ("cleanup.policy".to_owned(), Some(p.to_owned())),
+                ("compression.type".to_owned(), Some(z.to_owned())),
+            ]
+        };
+        assert_eq!(topic_problem("c", &c("compact", "producer")), None);
+        assert_eq!(
+            topic_problem("c", &c("compact,delete", "uncompressed")),
+            None
+        );
+        assert!(
+            topic_problem("c", &c("delete", "producer"))
+                .unwrap()
+                .contains("compacted")
+        );
+        assert!(
+            topic_problem("c", &c("compact", "gzip"))
+                .unwrap()
+                .contains("gzip")
+        );
+        assert!(
+            topic_problem("c", &[]).is_some(),
+            "Kafka's default policy is delete"
+        );
     }
 
     #[test]

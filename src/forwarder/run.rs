@@ -218,6 +218,10 @@ impl<F: Flash + 'static> Forwarder<F> {
         upstream.sort();
         upstream.dedup();
         cluster.refresh(&upstream)?;
+        let configs = cluster.topic_configs(&self.cfg.cursor_topic, &cursor::CHECKED_CONFIGS)?;
+        if let Some(why) = cursor::topic_problem(&self.cfg.cursor_topic, &configs) {
+            return Err(KafkaError::Metadata(why).into());
+        }
         let settle =
             Instant::now() + Duration::from_millis(self.cfg.transaction_timeout_ms) + timeout;
         let mut producer = TxnProducer::init(

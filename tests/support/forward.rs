@@ -46,11 +46,11 @@ impl Edge {
             text.push('\n');
         }
         text.push_str(&format!(
-            "\n[forwarder]\nbootstrap_servers = [\"{bootstrap}\"]\ngateway_id = \"{gateway}\"\n\
-             cursor_topic = \"cursors\"\n"
+            "\n[forwarder]\nbootstrap_servers = [\"{bootstrap}\"]\ngateway_id = \"{gateway}\"\n"
         ));
         // Test defaults: quick retries and timeouts; a line in `forwarder` replaces its key.
         let defaults = [
+            "cursor_topic = \"cursors\"",
             "retry_ms_min = 50",
             "retry_ms_max = 1000",
             "request_timeout_ms = 3000",

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, FindCoordinatorRequest, MetadataRequest, TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, DescribeConfigsRequest, FindCoordinatorRequest,
+    MetadataRequest, TopicName, describe_configs_request::DescribeConfigsResource,
     metadata_request::MetadataRequestTopic,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -24,9 +25,10 @@ pub mod version {
     pub const END_TXN: i16 = 3;
     pub const LIST_OFFSETS: i16 = 7;
     pub const FETCH: i16 = 12;
+    pub const DESCRIBE_CONFIGS: i16 = 4;
 }
 
-const NEEDED: [(ApiKey, &str, i16); 8] = [
+const NEEDED: [(ApiKey, &str, i16); 9] = [
     (ApiKey::Metadata, "Metadata", version::METADATA),
     (
         ApiKey::FindCoordinator,
@@ -47,6 +49,11 @@ const NEEDED: [(ApiKey, &str, i16); 8] = [
     (ApiKey::EndTxn, "EndTxn", version::END_TXN),
     (ApiKey::ListOffsets, "ListOffsets", version::LIST_OFFSETS),
     (ApiKey::Fetch, "Fetch", version::FETCH),
+    (
+        ApiKey::DescribeConfigs,
+        "DescribeConfigs",
+        version::DESCRIBE_CONFIGS,
+    ),
 ];
 
 /// A topic's partitions: the leader node of each, by partition index.
@@ -235,6 +242,45 @@ impl Cluster {
         self.nodes
             .insert(node, format!("{}:{}", c.host.as_str(), c.port));
         Ok(Some(node))
+    }
+
+    /// The values of `keys` in a topic's configuration (`None`: no value).
+    pub fn topic_configs(
+        &mut self,
+        topic: &str,
+        keys: &[&str],
+    ) -> Result<Vec<(String, Option<String>)>, KafkaError> {
+        const TOPIC: i8 = 2;
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(StrBytes::from_string(topic.to_owned()))
+                .with_configuration_keys(Some(
+                    keys.iter()
+                        .map(|k| StrBytes::from_string((*k).to_owned()))
+                        .collect(),
+                )),
+        ]);
+        let resp = self
+            .bootstrap
+            .call("DescribeConfigs", &req, version::DESCRIBE_CONFIGS)?;
+        let r = resp.results.first().ok_or_else(|| KafkaError::Decode {
+            addr: self.bootstrap.addr().to_owned(),
+            api: "DescribeConfigs",
+            detail: "no result in the response".into(),
+        })?;
+        if r.error_code != 0 {
+            return Err(KafkaError::Api {
+                api: "DescribeConfigs",
+                what: format!("of topic {topic:?}"),
+                code: KafkaCode(r.error_code),
+                message: r.error_message.as_ref().map(|m| m.to_string()),
+            });
+        }
+        Ok(r.configs
+            .iter()
+            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+            .collect())
     }
 
     /// Drops the connection to a node (after an error on it).
