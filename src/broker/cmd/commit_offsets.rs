@@ -6,11 +6,11 @@
 //! then ONE `append_meta` writes every entry, so the commit is atomic and durable; then the
 //! in-RAM mirror is updated. Nothing is written when any check fails.
 
-use super::group_common::{all, group_failure, group_id};
+use super::group_common::{all, committer, group_failure, group_id};
 use super::{Ctx, Failure, append_failure, decode, partition, topic};
 use crate::broker::groups::{Committed, unix_ms};
 use crate::groups::offsets::{self, METADATA_BYTES_MAX};
-use crate::groups::{CommittedOffset, Committer, Generation, MemberId};
+use crate::groups::{CommittedOffset, MemberId};
 use crate::protocol::ErrorCode;
 use crate::protocol::messages::{CommitOffsetsRequest, Empty};
 use crate::storage::flash::Flash;
@@ -22,13 +22,7 @@ pub(crate) async fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec
     let group = group_id(req.group)?;
     let list = all(ctx.kind, "offsets", req.offsets)?;
     let member = req.member.map(MemberId::from);
-    let committer = match &member {
-        None => Committer::Simple,
-        Some(m) => Committer::Member {
-            member: m,
-            generation: Generation(req.generation),
-        },
-    };
+    let committer = committer(member.as_ref(), req.generation);
     let groups = ctx.broker.groups();
     let now = groups.now_ms();
     groups

@@ -2,9 +2,9 @@
 //! and durable end offsets, so a consumer sees an offset the ring already reclaimed
 //! (`committed < earliest`) and applies its own reset policy.
 
-use super::group_common::{all, group_failure, group_id};
+use super::group_common::{all, committer, group_failure, group_id};
 use super::{Ctx, Failure, decode, partition, topic};
-use crate::groups::{Committer, Generation, MemberId};
+use crate::groups::MemberId;
 use crate::protocol::Seq;
 use crate::protocol::messages::{FetchOffsetsRequest, FetchOffsetsResponse, OffsetFetched};
 use crate::storage::flash::Flash;
@@ -14,13 +14,7 @@ pub(crate) fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec<u8>, 
     let group = group_id(req.group)?;
     let wanted = all(ctx.kind, "partitions", req.partitions)?;
     let member = req.member.map(MemberId::from);
-    let committer = match &member {
-        None => Committer::Simple,
-        Some(m) => Committer::Member {
-            member: m,
-            generation: Generation(req.generation),
-        },
-    };
+    let committer = committer(member.as_ref(), req.generation);
     let groups = ctx.broker.groups();
     let now = groups.now_ms();
     groups

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 
 use super::Failure;
-use crate::groups::{GroupError, GroupId, GroupState, TopicPartition};
+use crate::groups::{
+    Committer, Generation, GroupError, GroupId, GroupState, MemberId, TopicPartition,
+};
 use crate::protocol::messages::GroupPartition;
 use crate::protocol::{ErrorCode, Kind, Seq};
 
@@ -32,6 +34,18 @@ pub(crate) fn group_failure(e: &GroupError) -> Failure {
 }
 
 /// A group id from the wire, or `INVALID_GROUP_ID`.
+/// Who commits or fetches offsets: a member with its generation, or (no member id) a
+/// standalone consumer.
+pub(crate) fn committer(member: Option<&MemberId>, generation: u32) -> Committer<'_> {
+    match member {
+        None => Committer::Simple,
+        Some(m) => Committer::Member {
+            member: m,
+            generation: Generation(generation),
+        },
+    }
+}
+
 pub(crate) fn group_id(id: &str) -> Result<GroupId, Failure> {
     GroupId::new(id).map_err(|e| group_failure(&e))
 }
