@@ -24,6 +24,7 @@ fn cfg(policy: CorruptionPolicy) -> RingConfig {
         index_interval_bytes: 1, // one index entry per batch: the tests locate batches by it
         read_chunk_bytes: 4096,
         append_queue_max: 64,
+        producers_max: 64,
     }
 }
 

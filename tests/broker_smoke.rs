@@ -527,6 +527,7 @@ impl InProcess {
             index_interval_bytes: 4096,
             read_chunk_bytes: 8192,
             append_queue_max: 64,
+            producers_max: 64,
         };
         let mut cfg = BrokerConfig::defaults_for(&ring);
         edit(&mut cfg);

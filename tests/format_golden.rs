@@ -436,7 +436,7 @@ fn batch_header_refuses_another_segments_salt() {
 #[test]
 fn batch_header_refuses_unknown_kinds() {
     let good = example_batch_header().encode(SEG7);
-    for kind in [0u8, 4, 5, 0x7F, 0xFF] {
+    for kind in [0u8, 5, 6, 0x7F, 0xFF] {
         let mut b = good;
         b[4] = kind;
         let b = reseal(b, SEG7);
@@ -568,6 +568,7 @@ fn first_group_of_a_fresh_ring() {
         index_interval_bytes: 4096,
         read_chunk_bytes: 4096,
         append_queue_max: 16,
+        producers_max: 64,
     };
     let flash = SimFlash::new(Geometry::new(4096, 512, cfg.ring_bytes).unwrap());
     let (mut ring, report) = Ring::open(flash, cfg).unwrap();

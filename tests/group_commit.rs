@@ -24,6 +24,7 @@ fn cfg() -> RingConfig {
         index_interval_bytes: 4096,
         read_chunk_bytes: 8192,
         append_queue_max: 256,
+        producers_max: 64,
     }
 }
 

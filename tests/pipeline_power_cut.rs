@@ -115,6 +115,7 @@ fn cfg() -> RingConfig {
         index_interval_bytes: 1024,
         read_chunk_bytes: 4096,
         append_queue_max: 16,
+        producers_max: 64,
     }
 }
 

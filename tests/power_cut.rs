@@ -76,6 +76,7 @@ fn random_config(rng: &mut Rng) -> RingConfig {
         index_interval_bytes: rng.pick(&[64u64, 512, 4096]),
         read_chunk_bytes: rng.pick(&[64u64, 1024, 8192]),
         append_queue_max: 64,
+        producers_max: 64,
     };
     c.validate()
         .unwrap_or_else(|e| panic!("generated config invalid: {e}: {c:?}"));
@@ -280,6 +281,7 @@ fn step(
                             .appended
                             .extend(records.iter().cloned()),
                         AppendBody::Meta(ops) => model.meta_pending.extend(ops.iter().cloned()),
+                        _ => unreachable!("this model writes records and metadata only"),
                     }
                 }
                 return Some(e);
@@ -307,6 +309,7 @@ fn step(
                 (Err(AppendError::BufferFull), _) => model.buffer_full += 1,
                 (Err(AppendError::MetaFull { .. }), AppendBody::Meta(_)) => {}
                 (Err(e), _) => return Some(e),
+                (Ok(_), _) => unreachable!("this model writes records and metadata only"),
             }
         }
         start += group.consumed;

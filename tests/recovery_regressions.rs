@@ -27,6 +27,7 @@ fn cfg() -> RingConfig {
         index_interval_bytes: 1024,
         read_chunk_bytes: 4096,
         append_queue_max: 64,
+        producers_max: 64,
     }
 }
 

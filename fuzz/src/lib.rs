@@ -215,6 +215,7 @@ pub fn check_batch(b: &[u8], seq: SegmentSeq, body_bytes_max: u64) {
                     BatchKind::Records => check_records(body, h.record_count),
                     BatchKind::Meta => check_meta_body(body),
                     BatchKind::Checkpoint => check_checkpoint_body(body),
+                    BatchKind::Atomic => check_atomic_body(body),
                 }
             }
         }
@@ -222,6 +223,20 @@ pub fn check_batch(b: &[u8], seq: SegmentSeq, body_bytes_max: u64) {
             assert_eq!(e == BatchError::Truncated, b.len() < BATCH_HEADER_BYTES);
             let _ = e.to_string();
         }
+    }
+}
+
+/// An `Atomic` body: decoding never panics; a decoded body's parts lie inside it, and its
+/// records and operations decode (or fail) without panicking.
+fn check_atomic_body(body: &[u8]) {
+    if let Ok(view) = outpost::storage::format::decode_atomic_body(body) {
+        let mut inside = 12usize;
+        for p in &view.parts {
+            inside += 24 + p.records.len();
+            check_records(p.records, p.record_count);
+        }
+        assert_eq!(inside + view.meta.len(), body.len());
+        check_meta_body(view.meta);
     }
 }
 
@@ -498,6 +513,7 @@ fn ring_config(
         index_interval_bytes: 256,
         read_chunk_bytes: chunk,
         append_queue_max: 16,
+        producers_max: 4,
     };
     c.validate().expect("fuzz ring config");
     c

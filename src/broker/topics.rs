@@ -494,6 +494,7 @@ mod tests {
             index_interval_bytes: 4096,
             read_chunk_bytes: 8192,
             append_queue_max: 64,
+            producers_max: 64,
         }
     }
 

@@ -84,6 +84,7 @@ pub(crate) struct StorageSection {
     pub index_interval_bytes: Option<ByteSize>,
     pub read_chunk_bytes: Option<ByteSize>,
     pub append_queue_max: Option<u32>,
+    pub producers_max: Option<u32>,
 }
 
 /// `[broker]`: the network server's limits. Every key is optional (defaults in

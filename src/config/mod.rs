@@ -395,6 +395,13 @@ fn resolve_ring(
             None,
             d.append_queue_max,
         ),
+        producers_max: layered(
+            &mut o,
+            "producers_max",
+            storage.producers_max,
+            None,
+            d.producers_max,
+        ),
     };
     (ring, o)
 }

@@ -49,6 +49,9 @@ pub struct RingConfig {
     pub read_chunk_bytes: u64,
     /// Upper bound of appends queued for the group-commit writer.
     pub append_queue_max: u32,
+    /// Most idempotent producers whose state is kept (the most idle one expires when a new
+    /// producer name initialises and this many are live).
+    pub producers_max: u32,
 }
 
 impl RingConfig {
@@ -68,6 +71,7 @@ impl RingConfig {
             index_interval_bytes: 64 * 1024,
             read_chunk_bytes: 64 * 1024,
             append_queue_max: 4096,
+            producers_max: 64,
         }
     }
 
@@ -125,6 +129,9 @@ impl RingConfig {
         }
         if self.partitions_max == 0 {
             return err("partitions_max", "must be greater than 0".into());
+        }
+        if self.producers_max == 0 {
+            return err("producers_max", "must be greater than 0".into());
         }
         if self.append_queue_max == 0 {
             return err("append_queue_max", "must be greater than 0".into());

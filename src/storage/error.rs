@@ -3,6 +3,7 @@
 use super::ConfigError;
 use super::flash::FlashError;
 use super::format::BatchError;
+use super::producer::ProducerError;
 use super::types::{Offset, PartitionId, SegmentSeq};
 use core::fmt;
 
@@ -162,6 +163,13 @@ pub enum AppendError {
     OffsetsExhausted { partition: PartitionId },
     /// The append queue is full (`append_queue_max`).
     QueueFull { append_queue_max: u32 },
+    /// An idempotent producer's write or initialisation was refused by the producer state
+    /// (fenced, out of order, unknown id, ...).
+    Producer(ProducerError),
+    /// An atomic write names the same partition twice.
+    RepeatedPartition { partition: PartitionId },
+    /// An atomic write has more than 65,535 parts.
+    TooManyParts { parts: usize },
 }
 
 impl fmt::Display for AppendError {
@@ -204,6 +212,14 @@ impl fmt::Display for AppendError {
             AppendError::Closed => write!(f, "the log is closed"),
             AppendError::OffsetsExhausted { partition } => {
                 write!(f, "partition {partition} has no offsets left")
+            }
+            AppendError::Producer(e) => write!(f, "{e}"),
+            AppendError::RepeatedPartition { partition } => write!(
+                f,
+                "an atomic write names partition {partition} twice (one part per partition)"
+            ),
+            AppendError::TooManyParts { parts } => {
+                write!(f, "an atomic write of {parts} parts exceeds 65,535")
             }
             AppendError::QueueFull { append_queue_max } => {
                 write!(

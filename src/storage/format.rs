@@ -5,7 +5,9 @@
 //! Invariants the decoders keep: no decoder allocates more than the input it was given, and
 //! no decoder panics on any input.
 
-use super::types::{GroupSeq, Offset, PartitionId, SegmentSeq};
+use super::types::{
+    GroupSeq, Offset, PartitionId, ProducerEpoch, ProducerId, SegmentSeq, Sequence,
+};
 use core::fmt;
 use crc::{CRC_32_ISCSI, Crc};
 
@@ -179,6 +181,9 @@ pub enum BatchKind {
     Meta = 2,
     /// The full state carried forward: first batch of every segment.
     Checkpoint = 3,
+    /// One atomic write of an idempotent producer: records for one or more partitions (each
+    /// with the producer's sequence) and metadata operations, under one CRC (section 2.10).
+    Atomic = 4,
 }
 
 impl BatchKind {
@@ -187,6 +192,7 @@ impl BatchKind {
             1 => Some(BatchKind::Records),
             2 => Some(BatchKind::Meta),
             3 => Some(BatchKind::Checkpoint),
+            4 => Some(BatchKind::Atomic),
             _ => None,
         }
     }
@@ -601,6 +607,114 @@ pub fn decode_meta_body(b: &[u8]) -> Result<Vec<MetaOp>, BatchError> {
         return Err(BatchError::Body("metadata body has trailing bytes"));
     }
     Ok(ops)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Atomic batches
+// ---------------------------------------------------------------------------------------------
+
+/// Bytes of an `Atomic` body's fixed head: producer id, epoch, part count.
+pub const ATOMIC_HEAD_BYTES: usize = 12;
+/// Bytes in front of each part's records: partition, base offset, first sequence, record
+/// count, records bytes.
+pub const ATOMIC_PART_HEAD_BYTES: usize = 24;
+
+/// One part of an `Atomic` batch as written: a partition's records with the producer's first
+/// sequence for them, at `base_offset`.
+#[derive(Clone, Copy, Debug)]
+pub struct AtomicPartIn<'a> {
+    pub partition: PartitionId,
+    pub base_offset: Offset,
+    pub first_seq: Sequence,
+    pub records: &'a [Record],
+}
+
+/// Encodes an `Atomic` body (section 2.10): head, parts, then the metadata operations exactly
+/// as a `Meta` body.
+pub fn encode_atomic_body(
+    producer: ProducerId,
+    epoch: ProducerEpoch,
+    parts: &[AtomicPartIn<'_>],
+    ops: &[MetaOp],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(&producer.0.to_le_bytes());
+    out.extend_from_slice(&epoch.0.to_le_bytes());
+    out.extend_from_slice(&(parts.len() as u16).to_le_bytes());
+    for p in parts {
+        out.extend_from_slice(&p.partition.0.to_le_bytes());
+        out.extend_from_slice(&p.base_offset.0.to_le_bytes());
+        out.extend_from_slice(&p.first_seq.0.to_le_bytes());
+        out.extend_from_slice(&(p.records.len() as u32).to_le_bytes());
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        for r in p.records {
+            r.encode_into(out);
+        }
+        let len = (out.len() - len_at - 4) as u32;
+        out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+    encode_meta_body(ops, out);
+}
+
+/// The encoded size of an `Atomic` body.
+pub fn atomic_body_bytes(parts: &[AtomicPartIn<'_>], meta_body_bytes: u64) -> u64 {
+    let mut n = ATOMIC_HEAD_BYTES as u64;
+    for p in parts {
+        n += ATOMIC_PART_HEAD_BYTES as u64;
+        n += p.records.iter().map(Record::encoded_bytes).sum::<u64>();
+    }
+    n + meta_body_bytes
+}
+
+/// One part of a decoded `Atomic` body; `records` is its records' bytes (a `Records` body).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AtomicPart<'a> {
+    pub partition: PartitionId,
+    pub base_offset: Offset,
+    pub first_seq: Sequence,
+    pub record_count: u32,
+    pub records: &'a [u8],
+}
+
+/// A decoded `Atomic` body, borrowing the input. `meta` is the operations in `Meta` body form
+/// (decode them with [`decode_meta_body`]; readers of records never need to).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtomicView<'a> {
+    pub producer: ProducerId,
+    pub epoch: ProducerEpoch,
+    pub parts: Vec<AtomicPart<'a>>,
+    pub meta: &'a [u8],
+}
+
+/// Decodes an `Atomic` body's framing: the head and every part's bounds. Record framing inside
+/// a part is checked by [`RecordIter`] (recovery does), the operations by [`decode_meta_body`].
+pub fn decode_atomic_body(b: &[u8]) -> Result<AtomicView<'_>, BatchError> {
+    let mut c = Cursor::new(b);
+    let producer = ProducerId(c.u64()?);
+    let epoch = ProducerEpoch(c.u16()?);
+    let n = usize::from(c.u16()?);
+    let mut parts = Vec::with_capacity(n.min(b.len() / ATOMIC_PART_HEAD_BYTES));
+    for _ in 0..n {
+        let partition = PartitionId(c.u32()?);
+        let base_offset = Offset(c.u64()?);
+        let first_seq = Sequence(c.u32()?);
+        let record_count = c.u32()?;
+        let len = c.u32()? as usize;
+        parts.push(AtomicPart {
+            partition,
+            base_offset,
+            first_seq,
+            record_count,
+            records: c.bytes(len)?,
+        });
+    }
+    Ok(AtomicView {
+        producer,
+        epoch,
+        parts,
+        meta: c.rest(),
+    })
 }
 
 /// The state carried forward at the start of every segment.

@@ -37,9 +37,10 @@ use super::format::{MetaOp, Record};
 use super::index::Shared;
 use super::reader::Reader;
 use super::ring::{
-    AppendBody, Appended, GroupResult, Ring, Unsynced, error_chain, poison, publish, release,
+    AppendBody, Appended, AtomicPartBody, GroupResult, Ring, Unsynced, error_chain, poison,
+    publish, release,
 };
-use super::types::{Offset, PartitionId};
+use super::types::{Offset, PartitionId, ProducerEpoch, ProducerId};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -67,6 +68,13 @@ enum JobBody {
         records: Vec<Record>,
     },
     Meta(Vec<MetaOp>),
+    Atomic {
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        parts: Vec<AtomicPartBody>,
+        meta: Vec<MetaOp>,
+    },
+    InitProducer(Vec<u8>),
 }
 
 impl JobBody {
@@ -77,6 +85,18 @@ impl JobBody {
                 records,
             },
             JobBody::Meta(ops) => AppendBody::Meta(ops),
+            JobBody::Atomic {
+                producer,
+                epoch,
+                parts,
+                meta,
+            } => AppendBody::Atomic {
+                producer: *producer,
+                epoch: *epoch,
+                parts,
+                meta,
+            },
+            JobBody::InitProducer(name) => AppendBody::InitProducer { name },
         }
     }
 }
@@ -425,7 +445,42 @@ impl<F: Flash> Log<F> {
         Ok(())
     }
 
+    /// Queues an idempotent producer's atomic write (`AppendBody::Atomic`), durable before the
+    /// returned handle resolves. Returns once the write is queued: writes queued one after the
+    /// other are checked against the producer state in that order, so a caller that queues a
+    /// producer's writes in sequence order (and only then waits) keeps them in order.
+    pub async fn queue_atomic(
+        &self,
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        parts: Vec<AtomicPartBody>,
+        meta: Vec<MetaOp>,
+    ) -> Result<Pending, AppendError> {
+        let body = JobBody::Atomic {
+            producer,
+            epoch,
+            parts,
+            meta,
+        };
+        self.queue_job(body, Acks::Durable).await
+    }
+
+    /// Gives `name` a producer id and its next epoch (durable before it returns).
+    pub async fn init_producer(
+        &self,
+        name: &[u8],
+    ) -> Result<(ProducerId, ProducerEpoch), AppendError> {
+        let a = self
+            .submit(JobBody::InitProducer(name.to_vec()), Acks::Durable)
+            .await?;
+        a.and_then(|a| a.producer).ok_or(AppendError::Closed)
+    }
+
     async fn submit(&self, body: JobBody, acks: Acks) -> Result<Option<Appended>, AppendError> {
+        self.queue_job(body, acks).await?.wait().await
+    }
+
+    async fn queue_job(&self, body: JobBody, acks: Acks) -> Result<Pending, AppendError> {
         let (reply, answer) = if acks == Acks::None {
             (None, None)
         } else {
@@ -435,14 +490,7 @@ impl<F: Flash> Log<F> {
             (Some(Reply(Some(slot.clone()))), Some(Answer(slot)))
         };
         self.queue.push(Job { body, acks, reply }).await?;
-        match answer {
-            None => Ok(None),
-            Some(answer) => match answer.await {
-                // The body is dropped here, on the appender's thread.
-                Some((result, _body)) => result.map(Some),
-                None => Err(AppendError::Closed),
-            },
-        }
+        Ok(Pending(answer))
     }
 
     pub fn reader(&self) -> &Reader<F> {
@@ -468,6 +516,23 @@ impl<F: Flash> Log<F> {
             && h.join().is_err()
         {
             log::error!("storage: the writer thread panicked");
+        }
+    }
+}
+
+/// A queued append's answer (`None` inside for `Acks::None`).
+pub struct Pending(Option<Answer>);
+
+impl Pending {
+    /// Waits until the append's ack mode is satisfied.
+    pub async fn wait(self) -> Result<Option<Appended>, AppendError> {
+        match self.0 {
+            None => Ok(None),
+            Some(answer) => match answer.await {
+                // The body is dropped here, on the appender's thread.
+                Some((result, _body)) => result.map(Some),
+                None => Err(AppendError::Closed),
+            },
         }
     }
 }

@@ -44,6 +44,18 @@ impl MetaState {
             .map(|((_, k), v)| (k.as_slice(), v.as_slice()))
     }
 
+    /// The entries of one namespace whose key starts with `prefix`, ascending by key.
+    pub fn iter_prefix<'a>(
+        &'a self,
+        namespace: u8,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        self.entries
+            .range((namespace, prefix.to_vec())..)
+            .take_while(move |((ns, k), _)| *ns == namespace && k.starts_with(prefix))
+            .map(|((_, k), v)| (k.as_slice(), v.as_slice()))
+    }
+
     pub fn bytes(&self) -> u64 {
         self.bytes
     }

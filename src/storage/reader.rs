@@ -5,7 +5,7 @@
 use super::config::RingConfig;
 use super::error::{DamageAt, ReadError, ScanStop};
 use super::flash::Flash;
-use super::format::{BatchKind, Record, RecordIter};
+use super::format::{BatchKind, Record, RecordIter, decode_atomic_body};
 use super::index::{Located, Shared};
 use super::scan::Scanner;
 use super::types::{Offset, PartitionId};
@@ -177,9 +177,15 @@ impl<F: Flash> Reader<F> {
         loop {
             let want = *at;
             let found = match scanner.next(|h| {
-                h.kind == BatchKind::Records
-                    && h.partition == partition
-                    && h.base_offset.plus(u64::from(h.record_count)) > want
+                let ours = h.partition == partition
+                    && h.base_offset.plus(u64::from(h.record_count)) > want;
+                match h.kind {
+                    BatchKind::Records => ours,
+                    // A multi-part atomic batch does not say which partitions it holds in its
+                    // header: its body is read to find out.
+                    BatchKind::Atomic => ours || h.partition == PartitionId::NONE,
+                    _ => false,
+                }
             })? {
                 Ok(f) => f,
                 Err(ScanStop::End) => return Ok(Scanned::SegmentEnd),
@@ -197,22 +203,36 @@ impl<F: Flash> Reader<F> {
             };
             let Some(body) = found.body else { continue };
             let h = found.header;
-            for (i, rec) in RecordIter::new(body, h.record_count).enumerate() {
-                let offset = h.base_offset.plus(i as u64);
+            let corrupt = |reason: String| {
+                ReadError::Corrupt(DamageAt {
+                    seq: Some(loc.seq),
+                    slot: loc.slot,
+                    pos: found.pos,
+                    reason,
+                })
+            };
+            let (records, base, count) = match h.kind {
+                BatchKind::Atomic => {
+                    let view = decode_atomic_body(body).map_err(|e| corrupt(e.to_string()))?;
+                    match view.parts.iter().find(|p| p.partition == partition) {
+                        Some(p) => (p.records, p.base_offset, p.record_count),
+                        None => continue,
+                    }
+                }
+                _ => (body, h.base_offset, h.record_count),
+            };
+            if base.plus(u64::from(count)) <= *at {
+                continue;
+            }
+            for (i, rec) in RecordIter::new(records, count).enumerate() {
+                let offset = base.plus(i as u64);
                 if offset < *at {
                     continue;
                 }
                 if offset >= next {
                     return Ok(Scanned::Done);
                 }
-                let rec = rec.map_err(|e| {
-                    ReadError::Corrupt(DamageAt {
-                        seq: Some(loc.seq),
-                        slot: loc.slot,
-                        pos: found.pos,
-                        reason: e.to_string(),
-                    })
-                })?;
+                let rec = rec.map_err(|e| corrupt(e.to_string()))?;
                 let size = rec.encoded_bytes();
                 if !out.records.is_empty() && *bytes + size > bytes_max {
                     return Ok(Scanned::Done);

@@ -8,10 +8,12 @@ use super::error::{DamageAt, OpenError, ScanStop};
 use super::flash::{ERASED_BYTE, Flash};
 use super::format::{
     BATCH_HEADER_BYTES, BatchHeader, BatchKind, HeaderError, PREV_END_NONE, RecordIter,
-    SEGMENT_HEADER_BYTES, SegmentHeader, decode_checkpoint_body, decode_meta_body, first_batch_pos,
+    SEGMENT_HEADER_BYTES, SegmentHeader, decode_atomic_body, decode_checkpoint_body,
+    decode_meta_body, first_batch_pos,
 };
 use super::index::{PartState, SegIndex, Shared};
 use super::meta::MetaState;
+use super::producer;
 use super::scan::Scanner;
 use super::types::{GroupSeq, Offset, PartitionId, SegmentSeq};
 use std::collections::BTreeMap;
@@ -494,7 +496,14 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             };
             let (pos, header) = (found.pos, found.header);
             let body = found.body.unwrap_or_default();
-            if let Err(reason) = self.apply(&header, body, rep.batches == 0, &mut has_checkpoint) {
+            let mut parts = Vec::new();
+            if let Err(reason) = self.apply(
+                &header,
+                body,
+                rep.batches == 0,
+                &mut has_checkpoint,
+                &mut parts,
+            ) {
                 // A batch whose CRC is right but whose contents break the log's invariants.
                 self.damage(DamageAt {
                     seq: Some(h.seq),
@@ -515,6 +524,17 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     self.cfg.index_interval_bytes,
                 );
                 rep.records += u64::from(header.record_count);
+            }
+            for (partition, base, count) in parts {
+                idx.add_batch(
+                    partition,
+                    base,
+                    count,
+                    pos,
+                    header.total_bytes(),
+                    self.cfg.index_interval_bytes,
+                );
+                rep.records += u64::from(count);
             }
             rep.batches += 1;
             self.group_max = self.group_max.max(header.group);
@@ -540,6 +560,7 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         body: &[u8],
         first_in_segment: bool,
         has_checkpoint: &mut bool,
+        atomic_parts: &mut Vec<(PartitionId, Offset, u32)>,
     ) -> Result<(), String> {
         match h.kind {
             BatchKind::Checkpoint => {
@@ -564,37 +585,85 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                 self.meta.apply(&ops);
             }
             BatchKind::Records => {
-                if h.record_count == 0 {
-                    return Err("records batch with no records".into());
+                self.apply_records(h.partition, h.base_offset, h.record_count, body)?;
+            }
+            BatchKind::Atomic => {
+                let view = decode_atomic_body(body).map_err(|e| e.to_string())?;
+                let ops = decode_meta_body(view.meta).map_err(|e| e.to_string())?;
+                let total: u64 = view.parts.iter().map(|p| u64::from(p.record_count)).sum();
+                if total != u64::from(h.record_count) {
+                    return Err(format!(
+                        "atomic batch header counts {} records but its parts hold {total}",
+                        h.record_count
+                    ));
                 }
-                if h.base_offset
-                    .0
-                    .checked_add(u64::from(h.record_count))
-                    .is_none()
-                {
-                    return Err("records batch offsets overflow".into());
-                }
-                let mut it = RecordIter::new(body, h.record_count);
-                while let Some(r) = it.skip_record() {
-                    r.map_err(|e| e.to_string())?;
-                }
-                if !it.finished_cleanly() {
-                    return Err("records batch has trailing bytes".into());
-                }
-                let expected = self.parts_next.get(&h.partition).copied();
-                match expected {
-                    Some(e) if h.base_offset < e || (h.base_offset > e && !self.skipped) => {
+                for (i, p) in view.parts.iter().enumerate() {
+                    if view.parts[..i].iter().any(|q| q.partition == p.partition) {
                         return Err(format!(
-                            "partition {} batch starts at offset {} but {} was expected",
-                            h.partition, h.base_offset, e
+                            "atomic batch names partition {} twice",
+                            p.partition
                         ));
                     }
-                    _ => {}
+                    self.apply_records(p.partition, p.base_offset, p.record_count, p.records)?;
+                    atomic_parts.push((p.partition, p.base_offset, p.record_count));
                 }
-                self.parts_next
-                    .insert(h.partition, h.base_offset.plus(u64::from(h.record_count)));
+                // The same order as the writer (`Ring::place_atomic`): the batch's operations,
+                // then each part's producer state.
+                let mut all_ops = ops;
+                for p in &view.parts {
+                    all_ops.push(producer::appended_op(
+                        &self.meta,
+                        view.producer,
+                        view.epoch,
+                        p.partition,
+                        p.first_seq,
+                        p.record_count,
+                        p.base_offset,
+                        h.group,
+                    ));
+                }
+                self.meta.apply(&all_ops);
             }
         }
+        Ok(())
+    }
+
+    /// Checks one partition's records (framing, offsets contiguous with what the log holds)
+    /// and moves its next offset.
+    fn apply_records(
+        &mut self,
+        partition: PartitionId,
+        base: Offset,
+        count: u32,
+        body: &[u8],
+    ) -> Result<(), String> {
+        if count == 0 {
+            return Err("records batch with no records".into());
+        }
+        if partition == PartitionId::NONE {
+            return Err("records for the reserved partition id".into());
+        }
+        if base.0.checked_add(u64::from(count)).is_none() {
+            return Err("records batch offsets overflow".into());
+        }
+        let mut it = RecordIter::new(body, count);
+        while let Some(r) = it.skip_record() {
+            r.map_err(|e| e.to_string())?;
+        }
+        if !it.finished_cleanly() {
+            return Err("records batch has trailing bytes".into());
+        }
+        let expected = self.parts_next.get(&partition).copied();
+        match expected {
+            Some(e) if base < e || (base > e && !self.skipped) => {
+                return Err(format!(
+                    "partition {partition} batch starts at offset {base} but {e} was expected"
+                ));
+            }
+            _ => {}
+        }
+        self.parts_next
+            .insert(partition, base.plus(u64::from(count)));
         Ok(())
     }
 

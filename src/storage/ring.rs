@@ -19,19 +19,23 @@ use super::config::{FullPolicy, RingConfig};
 use super::error::{AppendError, OpenError};
 use super::flash::{ERASED_BYTE, Flash, FlashError};
 use super::format::{
-    BATCH_HEADER_BYTES, BatchHeader, BatchKind, Checkpoint, FLAG_LAST_IN_GROUP, MetaOp,
-    PREV_END_NONE, Record, SegmentHeader, align_up, encode_checkpoint_body, encode_meta_body,
-    first_batch_pos, salt, salted_crc, salted_crc_from,
+    AtomicPartIn, BATCH_HEADER_BYTES, BatchHeader, BatchKind, Checkpoint, FLAG_LAST_IN_GROUP,
+    MetaOp, PREV_END_NONE, Record, SegmentHeader, align_up, atomic_body_bytes, encode_atomic_body,
+    encode_checkpoint_body, encode_meta_body, first_batch_pos, salt, salted_crc, salted_crc_from,
 };
 use super::index::{PartState, SegIndex, Shared};
 use super::meta::MetaState;
+use super::producer::{self, Check, ProducerError};
 use super::reader::Reader;
 use super::recovery::{Head, Mode, RecoveryReport, recover};
-use super::types::{GroupSeq, Offset, PartitionId, SegmentSeq};
+use super::types::{
+    GroupSeq, Offset, PartitionId, ProducerEpoch, ProducerId, SegmentSeq, Sequence,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// One append: records for a partition, or metadata operations.
+/// One append: records for a partition, metadata operations, an idempotent producer's atomic
+/// write, or a producer initialisation.
 #[derive(Clone, Copy, Debug)]
 pub enum AppendBody<'a> {
     Records {
@@ -39,14 +43,74 @@ pub enum AppendBody<'a> {
         records: &'a [Record],
     },
     Meta(&'a [MetaOp]),
+    /// Records for one or more partitions, each with the producer's first sequence, and
+    /// metadata operations: one `Atomic` batch, so all of it survives a power cut or none.
+    /// Checked against the producer state first: a stale epoch is fenced, a gap refused, a
+    /// retry of a batch written already answered with its offsets (`duplicate`) and not
+    /// written again.
+    Atomic {
+        producer: ProducerId,
+        epoch: ProducerEpoch,
+        parts: &'a [AtomicPartBody],
+        meta: &'a [MetaOp],
+    },
+    /// `INIT_PRODUCER`: a `Meta` batch giving `name` its id and next epoch
+    /// (`storage::producer::init`).
+    InitProducer {
+        name: &'a [u8],
+    },
+}
+
+/// One partition's records in an atomic write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtomicPartBody {
+    pub partition: PartitionId,
+    pub first_seq: Sequence,
+    pub records: Vec<Record>,
+}
+
+/// Where one partition's records landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartAppended {
+    pub partition: PartitionId,
+    pub base_offset: Offset,
+    pub record_count: u32,
 }
 
 /// Where an append landed. For metadata appends `partition` is `PartitionId::NONE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub partition: PartitionId,
     pub base_offset: Offset,
     pub record_count: u32,
+    /// Atomic writes: every part in request order (the fields above repeat the first part's).
+    pub parts: Vec<PartAppended>,
+    /// Atomic writes: a retry of a write stored already; nothing was written again, and the
+    /// answer still waits for a sync after the original write.
+    pub duplicate: bool,
+    /// Producer initialisations: the id and epoch handed out.
+    pub producer: Option<(ProducerId, ProducerEpoch)>,
+}
+
+impl Appended {
+    fn single(partition: PartitionId, base_offset: Offset, record_count: u32) -> Appended {
+        Appended {
+            partition,
+            base_offset,
+            record_count,
+            parts: Vec::new(),
+            duplicate: false,
+            producer: None,
+        }
+    }
+}
+
+/// What `encode` decided for one append.
+enum Encoded {
+    /// A batch to place, with this header.
+    Batch(BatchHeader),
+    /// A retry of an atomic write stored already: answered, not written.
+    Duplicate(Appended),
 }
 
 /// The outcome of one `write_group`: the first `consumed` appends were handled (each with its
@@ -111,7 +175,11 @@ pub struct Ring<F: Flash> {
     /// The group being built: encoded batches, headers left blank until flush.
     buf: Vec<u8>,
     drafts: Vec<Draft>,
+    /// The parts of the `Atomic` batches in `drafts`: (draft position, partition, base, count).
+    atomic_parts: Vec<(usize, PartitionId, Offset, u32)>,
     scratch: Vec<u8>,
+    /// The operations `encode` computed for a pending `InitProducer`, for `place`.
+    pending_init: Option<producer::Init>,
     /// `(seq, salt(seq))` for the last segment a batch was placed in.
     salt: (SegmentSeq, u32),
     unpublished: Vec<Unpublished>,
@@ -124,6 +192,19 @@ pub struct Ring<F: Flash> {
 enum RollError {
     Full,
     Flash(FlashError),
+}
+
+/// Refuses metadata keys the format cannot hold.
+fn check_keys(ops: &[MetaOp]) -> Result<(), AppendError> {
+    for op in ops {
+        let (MetaOp::Put { key, .. } | MetaOp::Delete { key, .. }) = op;
+        if key.len() > u16::MAX as usize {
+            return Err(AppendError::MetaKeyTooLong {
+                key_bytes: key.len(),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl<F: Flash> Ring<F> {
@@ -150,7 +231,9 @@ impl<F: Flash> Ring<F> {
             erased_slots: rec.erased_slots,
             buf: Vec::with_capacity(cfg.group_bytes_max as usize),
             drafts: Vec::new(),
+            atomic_parts: Vec::new(),
             scratch: Vec::new(),
+            pending_init: None,
             salt: (SegmentSeq(0), salt(SegmentSeq(0))),
             unpublished: Vec::new(),
             ends: Vec::new(),
@@ -311,7 +394,12 @@ impl<F: Flash> Ring<F> {
         let mut consumed = 0;
         for body in appends {
             let header = match self.encode(body) {
-                Ok(h) => h,
+                Ok(Encoded::Batch(h)) => h,
+                Ok(Encoded::Duplicate(a)) => {
+                    results.push(Ok(a));
+                    consumed += 1;
+                    continue;
+                }
                 Err(e) => {
                     results.push(Err(e));
                     consumed += 1;
@@ -396,6 +484,7 @@ impl<F: Flash> Ring<F> {
     pub(crate) fn discard_group(&mut self) {
         self.buf.clear();
         self.drafts.clear();
+        self.atomic_parts.clear();
     }
 
     /// Hands over what the programs since the last sync wrote, for a sync made elsewhere (the
@@ -427,8 +516,9 @@ impl<F: Flash> Ring<F> {
     /// assigned), or why it is refused. Nothing is changed on refusal. A `Meta` body is encoded
     /// into `scratch`; a `Records` body is encoded later by `place`, straight into the group
     /// buffer (one copy of the record bytes, not two).
-    fn encode(&mut self, body: &AppendBody<'_>) -> Result<BatchHeader, AppendError> {
+    fn encode(&mut self, body: &AppendBody<'_>) -> Result<Encoded, AppendError> {
         self.scratch.clear();
+        self.pending_init = None;
         let header = match body {
             AppendBody::Records { partition, records } => {
                 if records.is_empty() {
@@ -490,57 +580,241 @@ impl<F: Flash> Ring<F> {
                     body_crc: 0,
                 }
             }
-            AppendBody::Meta(ops) => {
-                for op in ops.iter() {
-                    let (MetaOp::Put { key, .. } | MetaOp::Delete { key, .. }) = op;
-                    if key.len() > u16::MAX as usize {
-                        return Err(AppendError::MetaKeyTooLong {
-                            key_bytes: key.len(),
-                        });
-                    }
+            AppendBody::Meta(ops) => self.encode_meta(ops)?,
+            AppendBody::InitProducer { name } => {
+                let init =
+                    producer::init(&self.meta, name, self.cfg.producers_max, self.next_group)
+                        .map_err(AppendError::Producer)?;
+                let header = self.encode_meta(&init.ops)?;
+                self.pending_init = Some(init);
+                header
+            }
+            AppendBody::Atomic {
+                producer,
+                epoch,
+                parts,
+                meta,
+            } => return self.encode_atomic(*producer, *epoch, parts, meta),
+        };
+        Ok(Encoded::Batch(header))
+    }
+
+    /// Checks metadata operations (key lengths, `meta_bytes_max`) and encodes them into
+    /// `scratch` as a `Meta` body.
+    fn encode_meta(&mut self, ops: &[MetaOp]) -> Result<BatchHeader, AppendError> {
+        check_keys(ops)?;
+        if self.meta.bytes_after(ops) > self.cfg.meta_bytes_max {
+            return Err(AppendError::MetaFull {
+                meta_bytes_max: self.cfg.meta_bytes_max,
+            });
+        }
+        encode_meta_body(ops, &mut self.scratch);
+        let bytes = BATCH_HEADER_BYTES as u64 + self.scratch.len() as u64;
+        if bytes > self.cfg.batch_bytes_max || ops.len() > u32::MAX as usize {
+            return Err(AppendError::BatchTooLarge {
+                batch_bytes: bytes,
+                batch_bytes_max: self.cfg.batch_bytes_max,
+            });
+        }
+        Ok(BatchHeader {
+            body_bytes: self.scratch.len() as u32,
+            kind: BatchKind::Meta,
+            flags: 0,
+            partition: PartitionId::NONE,
+            record_count: ops.len() as u32,
+            base_offset: Offset::ZERO,
+            group: GroupSeq(0),
+            body_crc: 0,
+        })
+    }
+
+    /// Checks an atomic write against the producer state and the limits. A retry of a write
+    /// stored already is answered from the state. Nothing changes here; `place` writes.
+    fn encode_atomic(
+        &mut self,
+        pid: ProducerId,
+        epoch: ProducerEpoch,
+        parts: &[AtomicPartBody],
+        ops: &[MetaOp],
+    ) -> Result<Encoded, AppendError> {
+        if parts.is_empty() && ops.is_empty() {
+            return Err(AppendError::EmptyBatch);
+        }
+        if parts.len() > usize::from(u16::MAX) {
+            return Err(AppendError::TooManyParts { parts: parts.len() });
+        }
+        producer::check_producer(&self.meta, pid, epoch).map_err(AppendError::Producer)?;
+        let mut new_partitions = 0usize;
+        let mut records = 0u64;
+        let mut dups = Vec::new();
+        let mut first_append = None;
+        for (i, part) in parts.iter().enumerate() {
+            if part.records.is_empty() {
+                return Err(AppendError::EmptyBatch);
+            }
+            if part.partition == PartitionId::NONE {
+                return Err(AppendError::TooManyPartitions {
+                    partitions_max: self.cfg.partitions_max,
+                });
+            }
+            if parts[..i].iter().any(|p| p.partition == part.partition) {
+                return Err(AppendError::RepeatedPartition {
+                    partition: part.partition,
+                });
+            }
+            let next = match self.parts_next.get(&part.partition) {
+                Some(n) => *n,
+                None => {
+                    new_partitions += 1;
+                    Offset::ZERO
                 }
-                if self.meta.bytes_after(ops) > self.cfg.meta_bytes_max {
-                    return Err(AppendError::MetaFull {
-                        meta_bytes_max: self.cfg.meta_bytes_max,
-                    });
-                }
-                encode_meta_body(ops, &mut self.scratch);
-                let bytes = BATCH_HEADER_BYTES as u64 + self.scratch.len() as u64;
-                if bytes > self.cfg.batch_bytes_max || ops.len() > u32::MAX as usize {
-                    return Err(AppendError::BatchTooLarge {
-                        batch_bytes: bytes,
-                        batch_bytes_max: self.cfg.batch_bytes_max,
-                    });
-                }
-                BatchHeader {
-                    body_bytes: self.scratch.len() as u32,
-                    kind: BatchKind::Meta,
-                    flags: 0,
-                    partition: PartitionId::NONE,
-                    record_count: ops.len() as u32,
-                    base_offset: Offset::ZERO,
-                    group: GroupSeq(0),
-                    body_crc: 0,
-                }
+            };
+            let count = part.records.len() as u64;
+            if count > u64::from(u32::MAX) || next.0.checked_add(count).is_none() {
+                return Err(AppendError::OffsetsExhausted {
+                    partition: part.partition,
+                });
+            }
+            records += count;
+            let check = producer::check(
+                &self.meta,
+                pid,
+                epoch,
+                part.partition,
+                part.first_seq,
+                count as u32,
+            )
+            .map_err(AppendError::Producer)?;
+            match check {
+                Check::Append => first_append = first_append.or(Some(part.partition)),
+                Check::Duplicate(b) => dups.push(PartAppended {
+                    partition: part.partition,
+                    base_offset: b.base_offset,
+                    record_count: b.count,
+                }),
+            }
+        }
+        if !dups.is_empty() {
+            // Written together, retried together: a write is a duplicate in every part or in
+            // none.
+            if let Some(partition) = first_append {
+                return Err(AppendError::Producer(ProducerError::PartialRetry {
+                    partition,
+                }));
+            }
+            let mut a =
+                Appended::single(dups[0].partition, dups[0].base_offset, dups[0].record_count);
+            a.parts = dups;
+            a.duplicate = true;
+            return Ok(Encoded::Duplicate(a));
+        }
+        if self.parts_next.len() + new_partitions > self.cfg.partitions_max as usize {
+            return Err(AppendError::TooManyPartitions {
+                partitions_max: self.cfg.partitions_max,
+            });
+        }
+        check_keys(ops)?;
+        let mut all_ops = ops.to_vec();
+        for part in parts {
+            // The stamp and offsets do not change the size: `place` computes the real ones.
+            all_ops.push(producer::appended_op(
+                &self.meta,
+                pid,
+                epoch,
+                part.partition,
+                part.first_seq,
+                part.records.len() as u32,
+                Offset::ZERO,
+                GroupSeq(0),
+            ));
+        }
+        if self.meta.bytes_after(&all_ops) > self.cfg.meta_bytes_max {
+            return Err(AppendError::MetaFull {
+                meta_bytes_max: self.cfg.meta_bytes_max,
+            });
+        }
+        let mut bytes = BATCH_HEADER_BYTES as u64;
+        for part in parts {
+            for (index, r) in part.records.iter().enumerate() {
+                r.check_limits()
+                    .map_err(|reason| AppendError::BadRecord { index, reason })?;
+            }
+        }
+        encode_meta_body(ops, &mut self.scratch);
+        let ins: Vec<AtomicPartIn<'_>> = parts
+            .iter()
+            .map(|p| AtomicPartIn {
+                partition: p.partition,
+                base_offset: Offset::ZERO,
+                first_seq: p.first_seq,
+                records: &p.records,
+            })
+            .collect();
+        bytes += atomic_body_bytes(&ins, self.scratch.len() as u64);
+        self.scratch.clear();
+        let body_bytes = match u32::try_from(bytes - BATCH_HEADER_BYTES as u64) {
+            Ok(b) if bytes <= self.cfg.batch_bytes_max && records <= u64::from(u32::MAX) => b,
+            _ => {
+                return Err(AppendError::BatchTooLarge {
+                    batch_bytes: bytes,
+                    batch_bytes_max: self.cfg.batch_bytes_max,
+                });
             }
         };
-        Ok(header)
+        let single = parts.len() == 1;
+        Ok(Encoded::Batch(BatchHeader {
+            body_bytes,
+            kind: BatchKind::Atomic,
+            flags: 0,
+            partition: if single {
+                parts[0].partition
+            } else {
+                PartitionId::NONE
+            },
+            record_count: records as u32,
+            base_offset: Offset::ZERO,
+            group: GroupSeq(0),
+            body_crc: 0,
+        }))
     }
 
     /// Assigns offsets, applies metadata, and puts the batch into the group buffer: its body
-    /// encoded (`Records`) or copied from `scratch` (`Meta`), its header left blank until
-    /// flush.
+    /// encoded (`Records`, `Atomic`) or copied from `scratch` (`Meta`), its header left blank
+    /// until flush.
     fn place(&mut self, mut header: BatchHeader, body: &AppendBody<'_>) -> Appended {
         let at = self.buf.len();
         self.buf.resize(at + BATCH_HEADER_BYTES, 0);
-        match body {
-            AppendBody::Records { records, .. } => {
+        let appended = match body {
+            AppendBody::Records { partition, records } => {
                 for r in records.iter() {
                     r.encode_into(&mut self.buf);
                 }
+                let next = self.parts_next.entry(*partition).or_insert(Offset::ZERO);
+                header.base_offset = *next;
+                *next = next.plus(u64::from(header.record_count));
+                Appended::single(*partition, header.base_offset, header.record_count)
             }
-            AppendBody::Meta(_) => self.buf.extend_from_slice(&self.scratch),
-        }
+            AppendBody::Meta(ops) => {
+                self.buf.extend_from_slice(&self.scratch);
+                self.meta.apply(ops);
+                Appended::single(PartitionId::NONE, Offset::ZERO, 0)
+            }
+            AppendBody::InitProducer { .. } => {
+                self.buf.extend_from_slice(&self.scratch);
+                let mut a = Appended::single(PartitionId::NONE, Offset::ZERO, 0);
+                if let Some(init) = self.pending_init.take() {
+                    self.meta.apply(&init.ops);
+                    a.producer = Some((init.producer, init.epoch));
+                }
+                a
+            }
+            AppendBody::Atomic {
+                producer,
+                epoch,
+                parts,
+                meta,
+            } => self.place_atomic(at, &mut header, *producer, *epoch, parts, meta),
+        };
         // `encode` computed the size from the same records: the header must describe the body.
         debug_assert_eq!(
             (self.buf.len() - at - BATCH_HEADER_BYTES) as u64,
@@ -548,28 +822,67 @@ impl<F: Flash> Ring<F> {
         );
         let salt = self.head_salt();
         header.body_crc = salted_crc_from(salt, &[&self.buf[at + BATCH_HEADER_BYTES..]]);
-        let appended = match body {
-            AppendBody::Records { partition, .. } => {
-                let next = self.parts_next.entry(*partition).or_insert(Offset::ZERO);
-                header.base_offset = *next;
-                *next = next.plus(u64::from(header.record_count));
-                Appended {
-                    partition: *partition,
-                    base_offset: header.base_offset,
-                    record_count: header.record_count,
-                }
-            }
-            AppendBody::Meta(ops) => {
-                self.meta.apply(ops);
-                Appended {
-                    partition: PartitionId::NONE,
-                    base_offset: Offset::ZERO,
-                    record_count: 0,
-                }
-            }
-        };
         self.encode_draft(at, header, salt);
         appended
+    }
+
+    /// `place` for an atomic write: offsets for every part, the body, then the metadata: the
+    /// batch's operations, then the producer state for each part in order (recovery applies
+    /// them in the same order, `recovery::apply`).
+    fn place_atomic(
+        &mut self,
+        at: usize,
+        header: &mut BatchHeader,
+        pid: ProducerId,
+        epoch: ProducerEpoch,
+        parts: &[AtomicPartBody],
+        ops: &[MetaOp],
+    ) -> Appended {
+        let mut ins = Vec::with_capacity(parts.len());
+        let mut out = Vec::with_capacity(parts.len());
+        for p in parts {
+            let count = p.records.len() as u32;
+            let next = self.parts_next.entry(p.partition).or_insert(Offset::ZERO);
+            let base = *next;
+            *next = next.plus(u64::from(count));
+            ins.push(AtomicPartIn {
+                partition: p.partition,
+                base_offset: base,
+                first_seq: p.first_seq,
+                records: &p.records,
+            });
+            out.push(PartAppended {
+                partition: p.partition,
+                base_offset: base,
+                record_count: count,
+            });
+            self.atomic_parts.push((at, p.partition, base, count));
+        }
+        encode_atomic_body(pid, epoch, &ins, ops, &mut self.buf);
+        let group = self.next_group;
+        let mut all_ops = ops.to_vec();
+        for (p, o) in parts.iter().zip(&out) {
+            all_ops.push(producer::appended_op(
+                &self.meta,
+                pid,
+                epoch,
+                p.partition,
+                p.first_seq,
+                o.record_count,
+                o.base_offset,
+                group,
+            ));
+        }
+        self.meta.apply(&all_ops);
+        if let [only] = out.as_slice() {
+            header.base_offset = only.base_offset;
+        }
+        let mut a = match out.first() {
+            Some(f) => Appended::single(f.partition, f.base_offset, f.record_count),
+            None => Appended::single(PartitionId::NONE, Offset::ZERO, 0),
+        };
+        a.parts = out;
+        a
     }
 
     /// The salt of the head segment, computed once per segment.
@@ -675,6 +988,22 @@ impl<F: Flash> Ring<F> {
                 });
             }
         }
+        // Each part of an atomic batch is indexed at the batch (readers pick their part out).
+        for &(at, partition, base, count) in &self.atomic_parts {
+            let bytes = self
+                .drafts
+                .iter()
+                .find(|d| d.at == at)
+                .map_or(0, |d| d.header.total_bytes());
+            self.unpublished.push(Unpublished {
+                seq,
+                partition,
+                base,
+                count,
+                pos: self.head.pos + at as u64,
+                bytes,
+            });
+        }
         self.head.pos += len as u64;
         self.ends.push((seq, self.head.pos));
         self.next_group = GroupSeq(group.0.saturating_add(1));
@@ -685,6 +1014,7 @@ impl<F: Flash> Ring<F> {
         }
         self.buf.clear();
         self.drafts.clear();
+        self.atomic_parts.clear();
         Ok(())
     }
 

@@ -70,3 +70,36 @@ impl fmt::Display for GroupSeq {
         self.0.fmt(f)
     }
 }
+
+/// An idempotent producer's id, handed out by `INIT_PRODUCER` (never reused within a ring:
+/// the next id is stored with the producer state).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProducerId(pub u64);
+
+impl fmt::Display for ProducerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A producer id's epoch: re-initialising the same producer name bumps it, and batches with
+/// an older epoch are fenced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProducerEpoch(pub u16);
+
+impl fmt::Display for ProducerEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A producer's sequence number within one partition: the first record of a producer epoch in
+/// a partition has sequence 0, and each record the next one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sequence(pub u32);
+
+impl fmt::Display for Sequence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
