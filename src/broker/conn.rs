@@ -29,6 +29,7 @@ use smol::{Executor, Timer};
 use super::Broker;
 use super::cmd::{self, error_frame};
 use super::inflight::{Inflight, Permit};
+use super::lane::Lane;
 use crate::protocol::frame::{self, Decoded, FrameError, FrameHeader};
 use crate::protocol::{ErrorCode, HEADER_BYTES, Kind, VERSION};
 use crate::storage::flash::Flash;
@@ -157,6 +158,7 @@ pub(crate) async fn serve<F: Flash + 'static>(
         ex,
         tx,
         inflight: Inflight::new(cfg.inflight_max),
+        lane: Arc::new(Lane::default()),
         buf: ReadBuf::new(READ_BUFFER_BYTES.min(cfg.frame_bytes_max as usize)),
         frame_bytes_max: cfg.frame_bytes_max,
         idle,
@@ -219,6 +221,8 @@ struct Reader<F: Flash> {
     ex: Weak<Executor<'static>>,
     tx: Sender<Out>,
     inflight: Arc<Inflight>,
+    /// Orders this connection's idempotent writes (`lane.rs`).
+    lane: Arc<Lane>,
     buf: ReadBuf,
     frame_bytes_max: u32,
     idle: Duration,
@@ -349,8 +353,11 @@ impl<F: Flash + 'static> Reader<F> {
         let body = self.buf.data()[HEADER_BYTES..len].to_vec();
         let broker = self.broker.clone();
         let tx = self.tx.clone();
+        // Taken here, in frame order.
+        let turn =
+            matches!(kind, Kind::ProduceIdempotent | Kind::AtomicWrite).then(|| self.lane.ticket());
         ex.spawn(async move {
-            let answer = cmd::dispatch(&broker, kind, id, &body).await;
+            let answer = cmd::dispatch(&broker, kind, id, &body, turn).await;
             drop(body);
             // The slot travels with the response and the writer frees it (see `Out::Frame`).
             if let Some(frame) = answer {

@@ -35,6 +35,7 @@ mod cmd;
 mod conn;
 pub mod groups;
 mod inflight;
+mod lane;
 mod release;
 pub mod server;
 pub mod topics;

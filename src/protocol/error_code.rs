@@ -29,6 +29,15 @@ pub enum ErrorCode {
     ShuttingDown = 20,
     InvalidRecord = 21,
     EmptyBatch = 22,
+    // Idempotent producers (40–59; docs/SEMANTICS.md).
+    OutOfOrderSequence = 40,
+    ProducerFenced = 41,
+    UnknownProducerId = 42,
+    DuplicateSequence = 43,
+    InvalidProducerName = 44,
+    SequenceExhausted = 45,
+    ProducerStateFull = 46,
+    InvalidAtomicWrite = 47,
     // Consumer groups (60–79; docs/GROUPS.md).
     UnknownMemberId = 60,
     IllegalGeneration = 61,
@@ -47,7 +56,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build knows, for tests and docs.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 44] = [
         ErrorCode::Ok,
         ErrorCode::Malformed,
         ErrorCode::FrameTooLarge,
@@ -71,6 +80,14 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::InvalidRecord,
         ErrorCode::EmptyBatch,
+        ErrorCode::OutOfOrderSequence,
+        ErrorCode::ProducerFenced,
+        ErrorCode::UnknownProducerId,
+        ErrorCode::DuplicateSequence,
+        ErrorCode::InvalidProducerName,
+        ErrorCode::SequenceExhausted,
+        ErrorCode::ProducerStateFull,
+        ErrorCode::InvalidAtomicWrite,
         ErrorCode::UnknownMemberId,
         ErrorCode::IllegalGeneration,
         ErrorCode::RebalanceInProgress,
@@ -115,6 +132,14 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::InvalidRecord => "INVALID_RECORD",
             ErrorCode::EmptyBatch => "EMPTY_BATCH",
+            ErrorCode::OutOfOrderSequence => "OUT_OF_ORDER_SEQUENCE",
+            ErrorCode::ProducerFenced => "PRODUCER_FENCED",
+            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
+            ErrorCode::DuplicateSequence => "DUPLICATE_SEQUENCE",
+            ErrorCode::InvalidProducerName => "INVALID_PRODUCER_NAME",
+            ErrorCode::SequenceExhausted => "SEQUENCE_EXHAUSTED",
+            ErrorCode::ProducerStateFull => "PRODUCER_STATE_FULL",
+            ErrorCode::InvalidAtomicWrite => "INVALID_ATOMIC_WRITE",
             ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
             ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
             ErrorCode::RebalanceInProgress => "REBALANCE_IN_PROGRESS",

@@ -16,6 +16,9 @@ pub enum Kind {
     Fetch = 0x06,
     ListOffsets = 0x07,
     Status = 0x08,
+    /// Idempotent producers (0x10–0x1F; docs/SEMANTICS.md).
+    InitProducer = 0x10,
+    ProduceIdempotent = 0x11,
     /// Consumer groups (0x20–0x2F; docs/GROUPS.md).
     JoinGroup = 0x20,
     SyncGroup = 0x21,
@@ -26,6 +29,8 @@ pub enum Kind {
     ListGroups = 0x26,
     DescribeGroup = 0x27,
     /// The forwarder's link and per-partition backlog (first kind of the 0x40–0x4F range).
+    /// Exactly-once: outputs and input offsets in one atomic write (0x30–0x3F).
+    AtomicWrite = 0x30,
     ForwarderStatus = 0x40,
 }
 
@@ -42,6 +47,8 @@ impl Kind {
             0x06 => Kind::Fetch,
             0x07 => Kind::ListOffsets,
             0x08 => Kind::Status,
+            0x10 => Kind::InitProducer,
+            0x11 => Kind::ProduceIdempotent,
             0x20 => Kind::JoinGroup,
             0x21 => Kind::SyncGroup,
             0x22 => Kind::Heartbeat,
@@ -50,6 +57,7 @@ impl Kind {
             0x25 => Kind::FetchOffsets,
             0x26 => Kind::ListGroups,
             0x27 => Kind::DescribeGroup,
+            0x30 => Kind::AtomicWrite,
             0x40 => Kind::ForwarderStatus,
             _ => return None,
         })
@@ -66,6 +74,9 @@ impl Kind {
             Kind::Fetch => "FETCH",
             Kind::ListOffsets => "LIST_OFFSETS",
             Kind::Status => "STATUS",
+            Kind::InitProducer => "INIT_PRODUCER",
+            Kind::ProduceIdempotent => "PRODUCE_IDEMPOTENT",
+            Kind::AtomicWrite => "ATOMIC_WRITE",
             Kind::JoinGroup => "JOIN_GROUP",
             Kind::SyncGroup => "SYNC_GROUP",
             Kind::Heartbeat => "HEARTBEAT",

@@ -140,6 +140,92 @@ pub struct ProduceResponse {
     pub count: u32,
 }
 
+/// INIT_PRODUCER: gives `name` a producer id and its next epoch; an earlier instance with
+/// the same name is fenced (docs/SEMANTICS.md).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct InitProducerRequest<'a> {
+    pub name: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitProducerResponse {
+    pub producer_id: u64,
+    pub epoch: u16,
+}
+
+/// PRODUCE_IDEMPOTENT: a batch to one partition with the producer's sequence for its first
+/// record; always durable before the answer. A retry of a batch stored already is answered
+/// with its original offsets (`duplicate = true`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ProduceIdempotentRequest<'a> {
+    pub producer_id: u64,
+    pub epoch: u16,
+    pub topic: &'a str,
+    pub partition: u32,
+    pub first_sequence: u32,
+    #[serde(borrow)]
+    pub records: Seq<'a, RecordIn<'a>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceIdempotentResponse {
+    pub partition: u32,
+    pub base_offset: u64,
+    pub count: u32,
+    pub duplicate: bool,
+}
+
+/// One output partition of an ATOMIC_WRITE.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct AtomicOutput<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    pub first_sequence: u32,
+    #[serde(borrow)]
+    pub records: Seq<'a, RecordIn<'a>>,
+}
+
+/// The input offsets an ATOMIC_WRITE commits, checked like COMMIT_OFFSETS.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct AtomicCommit<'a> {
+    pub group: &'a str,
+    #[serde(borrow)]
+    pub member: Option<&'a str>,
+    pub generation: u32,
+    #[serde(borrow)]
+    pub offsets: Seq<'a, OffsetCommit<'a>>,
+}
+
+/// ATOMIC_WRITE: the outputs (any topics and partitions, with the producer's sequences) and
+/// the input offsets of a group, in one batch under one CRC: after a crash all of it is
+/// stored or none of it. Durable before the answer.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct AtomicWriteRequest<'a> {
+    pub producer_id: u64,
+    pub epoch: u16,
+    #[serde(borrow)]
+    pub outputs: Seq<'a, AtomicOutput<'a>>,
+    #[serde(borrow)]
+    pub commit: Option<AtomicCommit<'a>>,
+}
+
+/// Where one output landed, in request order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtomicOutputResult<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    pub base_offset: u64,
+    pub count: u32,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct AtomicWriteResponse<'a> {
+    #[serde(borrow)]
+    pub outputs: Seq<'a, AtomicOutputResult<'a>>,
+    /// A retry of a write stored already: nothing was written again.
+    pub duplicate: bool,
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct FetchRequest<'a> {
     pub topic: &'a str,

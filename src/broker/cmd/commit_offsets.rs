@@ -10,9 +10,9 @@ use super::group_common::{all, committer, group_failure, group_id};
 use super::{Ctx, Failure, append_failure, decode, partition, topic};
 use crate::broker::groups::{Committed, unix_ms};
 use crate::groups::offsets::{self, METADATA_BYTES_MAX};
-use crate::groups::{CommittedOffset, MemberId};
+use crate::groups::{CommittedOffset, GroupId, MemberId};
 use crate::protocol::ErrorCode;
-use crate::protocol::messages::{CommitOffsetsRequest, Empty};
+use crate::protocol::messages::{CommitOffsetsRequest, Empty, OffsetCommit};
 use crate::storage::flash::Flash;
 use crate::storage::meta::namespace;
 use crate::storage::{AppendError, MetaOp, Offset};
@@ -29,10 +29,44 @@ pub(crate) async fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec
         .call(|c| c.check_commit(&group, committer, now))
         .map_err(|e| group_failure(&e))?;
 
+    let (ops, entries) = commit_ops(ctx, &group, &list)?;
+    if ops.is_empty() {
+        return ctx.ok(&Empty {});
+    }
+    // Held across the append so the mirror is updated in the order the ring applied them.
+    let _serial = groups.commit_lock().await;
+    ctx.broker
+        .log()
+        .append_meta(ops)
+        .await
+        .map_err(|e| match e {
+            AppendError::MetaFull { meta_bytes_max } => Failure::new(
+                ErrorCode::OffsetStoreFull,
+                format_args!(
+                    "committing would exceed the metadata limit (meta_bytes_max = \
+                     {meta_bytes_max}): nothing committed"
+                ),
+            ),
+            e => append_failure(&e),
+        })?;
+    groups.committed_now(entries);
+    ctx.ok(&Empty {})
+}
+
+/// A commit's metadata operations and the mirror entries they become, after checking every
+/// partition exists, every metadata fits, and every offset is at most the partition's durable
+/// end. Shared with ATOMIC_WRITE.
+pub(crate) type CommitOps = (Vec<MetaOp>, Vec<(Vec<u8>, Committed)>);
+
+pub(crate) fn commit_ops<F: Flash>(
+    ctx: &Ctx<'_, F>,
+    group: &GroupId,
+    list: &[OffsetCommit<'_>],
+) -> Result<CommitOps, Failure> {
     let stamp = unix_ms();
     let mut ops = Vec::with_capacity(list.len());
     let mut entries = Vec::with_capacity(list.len());
-    for c in &list {
+    for c in list {
         let t = topic(ctx.broker, c.topic)?;
         let pid = partition(&t, c.partition)?;
         if c.metadata.len() > METADATA_BYTES_MAX {
@@ -67,7 +101,7 @@ pub(crate) async fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec
                 format_args!("{}/{}: {e}", c.topic, c.partition),
             )
         };
-        let key = offsets::encode_key(&group, c.topic, c.partition).map_err(codec)?;
+        let key = offsets::encode_key(group, c.topic, c.partition).map_err(codec)?;
         ops.push(MetaOp::Put {
             namespace: namespace::GROUP_OFFSETS,
             key: key.clone(),
@@ -82,25 +116,5 @@ pub(crate) async fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec
             },
         ));
     }
-    if ops.is_empty() {
-        return ctx.ok(&Empty {});
-    }
-    // Held across the append so the mirror is updated in the order the ring applied them.
-    let _serial = groups.commit_lock().await;
-    ctx.broker
-        .log()
-        .append_meta(ops)
-        .await
-        .map_err(|e| match e {
-            AppendError::MetaFull { meta_bytes_max } => Failure::new(
-                ErrorCode::OffsetStoreFull,
-                format_args!(
-                    "committing would exceed the metadata limit (meta_bytes_max = \
-                     {meta_bytes_max}): nothing committed"
-                ),
-            ),
-            e => append_failure(&e),
-        })?;
-    groups.committed_now(entries);
-    ctx.ok(&Empty {})
+    Ok((ops, entries))
 }

@@ -9,7 +9,7 @@ use crate::protocol::Seq;
 use crate::protocol::messages::{FetchOffsetsRequest, FetchOffsetsResponse, OffsetFetched};
 use crate::storage::flash::Flash;
 
-pub(crate) fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec<u8>, Failure> {
+pub(crate) async fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec<u8>, Failure> {
     let req: FetchOffsetsRequest<'_> = decode(ctx.kind, body)?;
     let group = group_id(req.group)?;
     let wanted = all(ctx.kind, "partitions", req.partitions)?;
@@ -20,7 +20,12 @@ pub(crate) fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Result<Vec<u8>, 
     groups
         .call(|c| c.check_fetch(&group, committer, now))
         .map_err(|e| group_failure(&e))?;
-    let committed = groups.committed(&group);
+    // Stable offsets: a commit or an atomic write holds this lock until it is durable, so
+    // the offsets read here are never older than a write that then lands.
+    let committed = {
+        let _serial = groups.commit_lock().await;
+        groups.committed(&group)
+    };
     // (topic, partition, committed entry if any), ascending.
     let mut rows: Vec<(&str, u32, Option<usize>)> = if wanted.is_empty() {
         committed

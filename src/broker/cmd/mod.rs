@@ -3,6 +3,7 @@
 //! response frame. This module dispatches by kind and holds what they share: the request
 //! context, the error type, frame encoding, topic lookup and the storage error mapping.
 
+mod atomic_write;
 mod commit_offsets;
 mod create_topic;
 mod describe_topic;
@@ -12,11 +13,13 @@ mod forwarder_status;
 mod group_common;
 mod group_member;
 mod hello;
+mod init_producer;
 mod join_group;
 mod list_groups;
 mod list_offsets;
 mod list_topics;
 mod produce;
+mod produce_idempotent;
 mod status;
 
 use std::fmt::Display;
@@ -25,10 +28,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Broker;
+use super::lane::Turn;
 use super::topics::Topic;
 use crate::protocol::body::{decode_request, encode_error, encode_ok};
 use crate::protocol::{ErrorCode, HEADER_BYTES, Kind};
 use crate::storage::flash::Flash;
+use crate::storage::producer::ProducerError;
 use crate::storage::ring::error_chain;
 use crate::storage::{AppendError, PartitionId};
 
@@ -153,8 +158,27 @@ pub(crate) fn append_code(e: &AppendError) -> ErrorCode {
         AppendError::BadRecord { .. } => ErrorCode::InvalidRecord,
         AppendError::TooManyPartitions { .. } => ErrorCode::TooManyPartitions,
         AppendError::Closed => ErrorCode::ShuttingDown,
+        AppendError::Producer(p) => producer_code(p),
+        AppendError::RepeatedPartition { .. } | AppendError::TooManyParts { .. } => {
+            ErrorCode::InvalidAtomicWrite
+        }
+        AppendError::MetaFull { .. } => ErrorCode::ProducerStateFull,
         // Poisoned, Flash, SyncFailed, and the metadata errors a produce cannot hit.
         _ => ErrorCode::StorageFailed,
+    }
+}
+
+/// The wire code of a producer state refusal.
+fn producer_code(e: &ProducerError) -> ErrorCode {
+    match e {
+        ProducerError::UnknownProducerId { .. } => ErrorCode::UnknownProducerId,
+        ProducerError::Fenced { .. } => ErrorCode::ProducerFenced,
+        ProducerError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequence,
+        ProducerError::DuplicateTooOld { .. } => ErrorCode::DuplicateSequence,
+        ProducerError::SequenceExhausted { .. } => ErrorCode::SequenceExhausted,
+        ProducerError::InvalidName { .. } => ErrorCode::InvalidProducerName,
+        ProducerError::IdsExhausted => ErrorCode::ProducerStateFull,
+        ProducerError::PartialRetry { .. } => ErrorCode::InvalidAtomicWrite,
     }
 }
 
@@ -169,6 +193,7 @@ pub(crate) async fn dispatch<F: Flash>(
     kind: Kind,
     request_id: u32,
     body: &[u8],
+    turn: Option<Turn>,
 ) -> Option<Vec<u8>> {
     let ctx = Ctx {
         broker,
@@ -182,6 +207,9 @@ pub(crate) async fn dispatch<F: Flash>(
         Kind::DescribeTopic => describe_topic::apply(&ctx, body).map(Some),
         Kind::Produce => produce::apply(&ctx, body).await,
         Kind::Fetch => fetch::apply(&ctx, body).await.map(Some),
+        Kind::InitProducer => init_producer::apply(&ctx, body).await.map(Some),
+        Kind::ProduceIdempotent => produce_idempotent::apply(&ctx, body, turn).await.map(Some),
+        Kind::AtomicWrite => atomic_write::apply(&ctx, body, turn).await.map(Some),
         Kind::ListOffsets => list_offsets::apply(&ctx, body).map(Some),
         Kind::Status => status::apply(&ctx, body).map(Some),
         Kind::ForwarderStatus => forwarder_status::apply(&ctx, body).map(Some),
@@ -190,7 +218,7 @@ pub(crate) async fn dispatch<F: Flash>(
         Kind::Heartbeat => group_member::heartbeat(&ctx, body).map(Some),
         Kind::LeaveGroup => group_member::leave(&ctx, body).map(Some),
         Kind::CommitOffsets => commit_offsets::apply(&ctx, body).await.map(Some),
-        Kind::FetchOffsets => fetch_offsets::apply(&ctx, body).map(Some),
+        Kind::FetchOffsets => fetch_offsets::apply(&ctx, body).await.map(Some),
         Kind::ListGroups => list_groups::list(&ctx, body).map(Some),
         Kind::DescribeGroup => list_groups::describe(&ctx, body).map(Some),
         Kind::Goodbye => Err(Failure::new(

@@ -6,9 +6,9 @@
 //! has decoded far enough to say so.
 
 use super::{Ctx, Failure, Outcome, append_failure, decode, partition, topic};
-use crate::protocol::ErrorCode;
 use crate::protocol::messages::{ProduceRequest, ProduceResponse, RecordIn, WireAcks};
 use crate::protocol::murmur2::partition_for_key;
+use crate::protocol::{ErrorCode, Kind, Seq};
 use crate::storage::flash::Flash;
 use crate::storage::format::BATCH_HEADER_BYTES;
 use crate::storage::{Acks, Record};
@@ -32,15 +32,24 @@ pub(crate) async fn apply<F: Flash>(ctx: &Ctx<'_, F>, body: &[u8]) -> Outcome {
     }
 }
 
-async fn produce<F: Flash>(ctx: &Ctx<'_, F>, req: &ProduceRequest<'_>) -> Outcome {
+/// Checks a batch's records without copying them: every nested sequence decodes, header names
+/// are allowed, the batch is not empty. Returns the stored size of the records (without a
+/// batch header) and the first record's key.
+pub(crate) fn check_records<'a>(
+    kind: Kind,
+    records: &Seq<'a, RecordIn<'a>>,
+) -> Result<(u64, Option<&'a [u8]>), Failure> {
     let bad = |what: &str, e: postcard::Error| {
-        Failure::new(ErrorCode::BadBody, format_args!("PRODUCE: {what}: {e}"))
+        Failure::new(
+            ErrorCode::BadBody,
+            format_args!("{}: {what}: {e}", kind.name()),
+        )
     };
     // All or nothing: every nested sequence decodes before anything is applied.
-    req.records.validate().map_err(|e| bad("records", e))?;
+    records.validate().map_err(|e| bad("records", e))?;
     let mut first_key = None;
-    let mut batch_bytes = BATCH_HEADER_BYTES as u64;
-    for (i, r) in req.records.iter().enumerate() {
+    let mut bytes = 0u64;
+    for (i, r) in records.iter().enumerate() {
         let r = r.map_err(|e| bad("records", e))?;
         r.headers
             .validate()
@@ -53,14 +62,66 @@ async fn produce<F: Flash>(ctx: &Ctx<'_, F>, req: &ProduceRequest<'_>) -> Outcom
         if i == 0 {
             first_key = r.key;
         }
-        batch_bytes = batch_bytes.saturating_add(stored_bytes(&r));
+        bytes = bytes.saturating_add(stored_bytes(&r));
     }
-    if req.records.is_empty() {
+    if records.is_empty() {
         return Err(Failure::new(
             ErrorCode::EmptyBatch,
             "a batch needs at least one record",
         ));
     }
+    Ok((bytes, first_key))
+}
+
+/// Copies checked records ([`check_records`]) into storage records.
+pub(crate) fn copy_records(
+    kind: Kind,
+    records: &Seq<'_, RecordIn<'_>>,
+) -> Result<Vec<Record>, Failure> {
+    let bad = |e: postcard::Error| {
+        Failure::new(
+            ErrorCode::BadBody,
+            format_args!("{}: records: {e}", kind.name()),
+        )
+    };
+    let mut out = Vec::with_capacity(records.len());
+    for r in records.iter() {
+        let r = r.map_err(bad)?;
+        let mut headers = Vec::with_capacity(r.headers.len());
+        for h in r.headers.iter() {
+            let h = h.map_err(bad)?;
+            headers.push((h.name.to_owned(), h.value.to_vec()));
+        }
+        out.push(Record {
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.to_vec(),
+            headers,
+        });
+    }
+    Ok(out)
+}
+
+/// `BATCH_TOO_LARGE` unless a batch of `batch_bytes` (header included) fits.
+pub(crate) fn check_batch_bytes<F: Flash>(
+    ctx: &Ctx<'_, F>,
+    batch_bytes: u64,
+) -> Result<(), Failure> {
+    let batch_bytes_max = ctx.broker.ring_config().batch_bytes_max;
+    if batch_bytes > batch_bytes_max {
+        return Err(Failure::new(
+            ErrorCode::BatchTooLarge,
+            format_args!(
+                "batch of {batch_bytes} bytes exceeds batch_bytes_max ({batch_bytes_max})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn produce<F: Flash>(ctx: &Ctx<'_, F>, req: &ProduceRequest<'_>) -> Outcome {
+    let (bytes, first_key) = check_records(ctx.kind, &req.records)?;
+    let batch_bytes = (BATCH_HEADER_BYTES as u64).saturating_add(bytes);
     let b = ctx.broker;
     let t = topic(b, req.topic)?;
     let p = match (req.partition, first_key) {
@@ -70,30 +131,8 @@ async fn produce<F: Flash>(ctx: &Ctx<'_, F>, req: &ProduceRequest<'_>) -> Outcom
     };
     let pid = partition(&t, p)?;
     // Refused before the records are copied: the copy is bounded by batch_bytes_max.
-    let batch_bytes_max = b.ring_config().batch_bytes_max;
-    if batch_bytes > batch_bytes_max {
-        return Err(Failure::new(
-            ErrorCode::BatchTooLarge,
-            format_args!(
-                "batch of {batch_bytes} bytes exceeds batch_bytes_max ({batch_bytes_max})"
-            ),
-        ));
-    }
-    let mut records = Vec::with_capacity(req.records.len());
-    for r in req.records.iter() {
-        let r = r.map_err(|e| bad("records", e))?;
-        let mut headers = Vec::with_capacity(r.headers.len());
-        for h in r.headers.iter() {
-            let h = h.map_err(|e| bad("headers", e))?;
-            headers.push((h.name.to_owned(), h.value.to_vec()));
-        }
-        records.push(Record {
-            timestamp_ms: r.timestamp_ms,
-            key: r.key.map(<[u8]>::to_vec),
-            value: r.value.to_vec(),
-            headers,
-        });
-    }
+    check_batch_bytes(ctx, batch_bytes)?;
+    let records = copy_records(ctx.kind, &req.records)?;
     let acks = match req.acks {
         WireAcks::None => Acks::None,
         WireAcks::Written => Acks::Written,
@@ -129,7 +168,6 @@ fn stored_bytes(r: &RecordIn<'_>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Seq;
     use crate::protocol::messages::Header;
 
     #[test]

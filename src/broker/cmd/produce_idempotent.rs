@@ -1,0 +1,60 @@
+//! `0x11 PRODUCE_IDEMPOTENT`: a batch to one partition with the producer's id, epoch and the
+//! sequence of its first record, durable before the answer. The storage checks the sequence
+//! against the producer state in the order requests are queued, and a connection queues its
+//! idempotent writes in frame order (`broker/lane.rs`), so a client may pipeline them.
+
+use super::produce::{check_batch_bytes, check_records, copy_records};
+use super::{Ctx, Failure, append_failure, decode, partition, topic};
+use crate::broker::lane::Turn;
+use crate::protocol::messages::{ProduceIdempotentRequest, ProduceIdempotentResponse};
+use crate::storage::flash::Flash;
+use crate::storage::format::{ATOMIC_HEAD_BYTES, ATOMIC_PART_HEAD_BYTES, BATCH_HEADER_BYTES};
+use crate::storage::{AtomicPartBody, ProducerEpoch, ProducerId, Sequence};
+
+pub(crate) async fn apply<F: Flash>(
+    ctx: &Ctx<'_, F>,
+    body: &[u8],
+    mut turn: Option<Turn>,
+) -> Result<Vec<u8>, Failure> {
+    let req: ProduceIdempotentRequest<'_> = decode(ctx.kind, body)?;
+    let (bytes, _) = check_records(ctx.kind, &req.records)?;
+    let t = topic(ctx.broker, req.topic)?;
+    let pid = partition(&t, req.partition)?;
+    check_batch_bytes(
+        ctx,
+        (BATCH_HEADER_BYTES + ATOMIC_HEAD_BYTES + ATOMIC_PART_HEAD_BYTES + 4) as u64 + bytes,
+    )?;
+    let part = AtomicPartBody {
+        partition: pid,
+        first_seq: Sequence(req.first_sequence),
+        records: copy_records(ctx.kind, &req.records)?,
+    };
+    if let Some(t) = &turn {
+        t.wait().await;
+    }
+    let queued = ctx
+        .broker
+        .log()
+        .queue_atomic(
+            ProducerId(req.producer_id),
+            ProducerEpoch(req.epoch),
+            vec![part],
+            Vec::new(),
+        )
+        .await;
+    if let Some(t) = &mut turn {
+        t.release();
+    }
+    let appended = queued
+        .map_err(|e| append_failure(&e))?
+        .wait()
+        .await
+        .map_err(|e| append_failure(&e))?;
+    let a = appended.ok_or_else(|| append_failure(&crate::storage::AppendError::Closed))?;
+    ctx.ok(&ProduceIdempotentResponse {
+        partition: req.partition,
+        base_offset: a.base_offset.0,
+        count: a.record_count,
+        duplicate: a.duplicate,
+    })
+}
