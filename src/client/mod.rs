@@ -49,6 +49,7 @@ mod conn;
 mod error;
 mod group_types;
 mod groups;
+mod producer;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -71,6 +72,10 @@ use self::error::Ended;
 pub use self::group_types::{
     CommittedOffsetInfo, GroupListing, GroupMemberInfo, GroupPartitionRef, GroupSummary, Joined,
     OffsetToCommit, group_state_name,
+};
+pub use self::producer::{
+    AtomicCommitIn, AtomicOutputIn, AtomicWritten, IdempotentProduced, IdempotentProducer,
+    ProducerIdentity,
 };
 pub use self::types::{
     Fetched, FetchedRecord, ForwardLink, ForwardPartition, ForwarderStatus, Offsets, PartitionInfo,
