@@ -99,7 +99,9 @@ fn retries_are_stored_once_in_order_across_restarts_and_fenced() {
             .produce_idempotent(p, TOPIC, 1, seq[1] + 1, &batch("gap", 0, 1))
             .await;
         assert_eq!(code(gap), ErrorCode::OutOfOrderSequence);
-        let old = c.produce_idempotent(p, TOPIC, 1, 0, &batch("a", 1, 2)).await;
+        let old = c
+            .produce_idempotent(p, TOPIC, 1, 0, &batch("a", 1, 2))
+            .await;
         assert_eq!(code(old), ErrorCode::DuplicateSequence);
         let unknown = ProducerIdentity { id: 999, epoch: 0 };
         let r = c
@@ -166,9 +168,14 @@ fn atomic_write_stores_outputs_and_offsets_together() {
     smol::block_on(async {
         c.create_topic("in", 1).await.unwrap();
         c.create_topic("out", 2).await.unwrap();
-        c.produce("in", Some(0), outpost::storage::Acks::Durable, &batch("in", 0, 5))
-            .await
-            .unwrap();
+        c.produce(
+            "in",
+            Some(0),
+            outpost::storage::Acks::Durable,
+            &batch("in", 0, 5),
+        )
+        .await
+        .unwrap();
         let p = c.init_producer("worker").await.unwrap();
         let outputs = vec![
             AtomicOutputIn {

@@ -46,6 +46,7 @@
 //! partition (as `outpost produce` does).
 
 mod conn;
+mod consumer;
 mod error;
 mod group_types;
 mod groups;
@@ -67,6 +68,9 @@ use smol::net::TcpStream;
 use smol::{Task, Timer};
 
 use self::conn::{FrameReader, Shared, Waiter};
+pub use self::consumer::{
+    Consumed, ConsumerConfig, GroupConsumer, Membership, ResetPolicy, Semantics,
+};
 pub use self::error::ClientError;
 use self::error::Ended;
 pub use self::group_types::{

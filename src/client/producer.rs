@@ -138,7 +138,8 @@ impl Client {
         commit: Option<&AtomicCommitIn>,
     ) -> Result<AtomicWritten, ClientError> {
         let kind = Kind::AtomicWrite;
-        let headers: Vec<Vec<Header<'_>>> = outputs.iter().map(|o| headers_of(&o.records)).collect();
+        let headers: Vec<Vec<Header<'_>>> =
+            outputs.iter().map(|o| headers_of(&o.records)).collect();
         let records: Vec<Vec<RecordIn<'_>>> = outputs
             .iter()
             .zip(&headers)
