@@ -597,6 +597,20 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                         h.record_count
                     ));
                 }
+                // Readers skip batches by the header (reader.rs): it must describe the body.
+                let (partition, base) = match view.parts.as_slice() {
+                    [only] => (only.partition, only.base_offset),
+                    _ => (PartitionId::NONE, Offset::ZERO),
+                };
+                if h.partition != partition || h.base_offset != base {
+                    return Err(format!(
+                        "atomic batch header names partition {} at offset {} but its body \
+                         holds {} part(s)",
+                        h.partition,
+                        h.base_offset,
+                        view.parts.len()
+                    ));
+                }
                 for (i, p) in view.parts.iter().enumerate() {
                     if view.parts[..i].iter().any(|q| q.partition == p.partition) {
                         return Err(format!(
