@@ -976,34 +976,39 @@ impl<F: Flash> Ring<F> {
             self.drafts.clear();
             return Err(self.poison(e));
         }
+        // In batch order, as recovery indexes them: a partition's batches must reach the index
+        // in offset order, also when `Records` and `Atomic` batches of one partition share the
+        // group. Each part of an atomic batch is indexed at the batch (readers pick their part
+        // out).
+        let mut parts = self.atomic_parts.iter().peekable();
         for d in &self.drafts {
-            if d.header.kind == BatchKind::Records {
-                self.unpublished.push(Unpublished {
+            match d.header.kind {
+                BatchKind::Records => self.unpublished.push(Unpublished {
                     seq,
                     partition: d.header.partition,
                     base: d.header.base_offset,
                     count: d.header.record_count,
                     pos: self.head.pos + d.at as u64,
                     bytes: d.header.total_bytes(),
-                });
+                }),
+                BatchKind::Atomic => {
+                    while let Some(&(_, partition, base, count)) =
+                        parts.next_if(|(at, ..)| *at == d.at)
+                    {
+                        self.unpublished.push(Unpublished {
+                            seq,
+                            partition,
+                            base,
+                            count,
+                            pos: self.head.pos + d.at as u64,
+                            bytes: d.header.total_bytes(),
+                        });
+                    }
+                }
+                _ => {}
             }
         }
-        // Each part of an atomic batch is indexed at the batch (readers pick their part out).
-        for &(at, partition, base, count) in &self.atomic_parts {
-            let bytes = self
-                .drafts
-                .iter()
-                .find(|d| d.at == at)
-                .map_or(0, |d| d.header.total_bytes());
-            self.unpublished.push(Unpublished {
-                seq,
-                partition,
-                base,
-                count,
-                pos: self.head.pos + at as u64,
-                bytes,
-            });
-        }
+        debug_assert!(parts.next().is_none(), "atomic parts without their batch");
         self.head.pos += len as u64;
         self.ends.push((seq, self.head.pos));
         self.next_group = GroupSeq(group.0.saturating_add(1));
