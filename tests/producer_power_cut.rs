@@ -78,3 +78,74 @@ fn atomic_and_records_batches_of_one_partition_in_one_group_read_back() {
         assert_eq!(got, (from..3).collect::<Vec<_>>(), "read from {from}");
     }
 }
+
+/// An `Atomic` batch whose CRCs are right but whose second part is malformed is damage, and it
+/// changes nothing: recovery used to apply the first part's offsets before it checked the
+/// second, so fsck and `skip-segment` reported (and used) a next offset for a partition whose
+/// records were never indexed.
+#[test]
+fn an_inconsistent_atomic_batch_is_applied_not_at_all() {
+    use outpost::storage::SegmentSeq;
+    use outpost::storage::format::{
+        BATCH_HEADER_BYTES, BatchHeader, BatchKind, decode_atomic_body, first_batch_pos, salted_crc,
+    };
+    use outpost::storage::recovery::{Mode, recover};
+
+    let c = regression_config();
+    let geo = Geometry::new(4096, 256, c.ring_bytes).unwrap();
+    let (mut ring, _) = Ring::open(SimFlash::new(geo), c.clone()).unwrap();
+    let g = ring
+        .write_group(&[AppendBody::InitProducer { name: b"a" }])
+        .unwrap();
+    ring.sync().unwrap();
+    let (producer, epoch) = g.results[0].as_ref().unwrap().producer.unwrap();
+    let parts = [0, 1].map(|p| AtomicPartBody {
+        partition: PartitionId(p),
+        first_seq: Sequence(0),
+        records: vec![small_record(p)],
+    });
+    ring.write_group(&[AppendBody::Atomic {
+        producer,
+        epoch,
+        parts: &parts,
+        meta: &[],
+    }])
+    .unwrap();
+    ring.sync().unwrap();
+    let mut image = ring.flash().durable_image();
+    drop(ring);
+
+    // Find the atomic batch in segment 0 and break the length prefix of part 1's record.
+    let seq = SegmentSeq(0);
+    let mut pos = first_batch_pos(c.program_unit_bytes) as usize;
+    let at = loop {
+        let h = BatchHeader::decode(&image[pos..pos + BATCH_HEADER_BYTES], seq, 1 << 20).unwrap();
+        if h.kind == BatchKind::Atomic {
+            break pos;
+        }
+        pos += h.total_bytes() as usize;
+        if h.last_in_group() {
+            pos = pos.next_multiple_of(c.program_unit_bytes as usize);
+        }
+    };
+    let body_at = at + BATCH_HEADER_BYTES;
+    let h = BatchHeader::decode(&image[at..body_at], seq, 1 << 20).unwrap();
+    let body_end = body_at + h.body_bytes as usize;
+    let view = decode_atomic_body(&image[body_at..body_end]).unwrap();
+    let second = body_at + 12 + 24 + view.parts[0].records.len() + 24;
+    image[second..second + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let body_crc = salted_crc(seq, &[&image[body_at..body_end]]);
+    image[at + 32..at + 36].copy_from_slice(&body_crc.to_le_bytes());
+    let header_crc = salted_crc(seq, &[&image[at..at + 36]]);
+    image[at + 36..at + 40].copy_from_slice(&header_crc.to_le_bytes());
+
+    let rec = recover(&SimFlash::from_image(geo, image), &c, Mode::Fsck).unwrap();
+    assert_eq!(rec.report.damage.len(), 1, "{:?}", rec.report.damage);
+    assert_eq!(rec.report.damage[0].pos, at as u64);
+    assert_eq!(
+        rec.report.partitions,
+        vec![],
+        "a part of the batch was applied"
+    );
+    assert!(rec.parts_next.is_empty());
+}

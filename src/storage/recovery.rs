@@ -611,6 +611,8 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                         view.parts.len()
                     ));
                 }
+                // Every part is checked before any is applied: a batch is applied whole or
+                // not at all, also when it is refused as inconsistent.
                 for (i, p) in view.parts.iter().enumerate() {
                     if view.parts[..i].iter().any(|q| q.partition == p.partition) {
                         return Err(format!(
@@ -618,7 +620,11 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                             p.partition
                         ));
                     }
-                    self.apply_records(p.partition, p.base_offset, p.record_count, p.records)?;
+                    self.check_records(p.partition, p.base_offset, p.record_count, p.records)?;
+                }
+                for p in &view.parts {
+                    self.parts_next
+                        .insert(p.partition, p.base_offset.plus(u64::from(p.record_count)));
                     atomic_parts.push((p.partition, p.base_offset, p.record_count));
                 }
                 // The same order as the writer (`Ring::place_atomic`): the batch's operations,
@@ -651,6 +657,20 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         count: u32,
         body: &[u8],
     ) -> Result<(), String> {
+        self.check_records(partition, base, count, body)?;
+        self.parts_next
+            .insert(partition, base.plus(u64::from(count)));
+        Ok(())
+    }
+
+    /// The checks of [`Recovery::apply_records`], changing nothing.
+    fn check_records(
+        &self,
+        partition: PartitionId,
+        base: Offset,
+        count: u32,
+        body: &[u8],
+    ) -> Result<(), String> {
         if count == 0 {
             return Err("records batch with no records".into());
         }
@@ -676,8 +696,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             }
             _ => {}
         }
-        self.parts_next
-            .insert(partition, base.plus(u64::from(count)));
         Ok(())
     }
 
