@@ -194,6 +194,7 @@ enum F {
     U8,
     /// One byte: 0, 1 or 2.
     Acks,
+    V16,
     V32,
     V64,
     /// Zigzag varint.
@@ -209,6 +210,8 @@ enum F {
     Bool,
     /// `Seq<T>`: varint count, varint byte length, elements.
     Seq(&'static [F]),
+    /// `Option<T>` of a struct: tag byte 0, or 1 then the struct's fields.
+    Opt(&'static [F]),
 }
 
 const HEADER: &[F] = &[F::Str, F::Bytes];
@@ -234,6 +237,9 @@ const OFFSET_COMMIT: &[F] = &[F::Str, F::V32, F::V64, F::Str];
 const OFFSET_FETCHED: &[F] = &[F::Str, F::V32, F::OptV64, F::Str, F::V64, F::V64, F::V64];
 const GROUP_INFO: &[F] = &[F::Str, F::U8, F::V32];
 const GROUP_MEMBER: &[F] = &[F::Str, F::Str, F::V32, F::Seq(STR), F::Seq(GROUP_PARTITION)];
+const ATOMIC_OUTPUT: &[F] = &[F::Str, F::V32, F::V32, F::Seq(RECORD_IN)];
+const ATOMIC_COMMIT: &[F] = &[F::Str, F::OptStr, F::V32, F::Seq(OFFSET_COMMIT)];
+const ATOMIC_OUTPUT_RESULT: &[F] = &[F::Str, F::V32, F::V64, F::V32];
 
 const HELLO_REQ: &[F] = &[F::U8, F::U8, F::Str];
 const HELLO_RESP: &[F] = &[F::U8, F::Str, F::V32, F::V32, F::V32];
@@ -258,6 +264,12 @@ const STATUS_RESP: &[F] = &[
     F::V32,
     F::Seq(PARTITION_STATUS),
 ];
+const INIT_PRODUCER_REQ: &[F] = &[F::Str];
+const INIT_PRODUCER_RESP: &[F] = &[F::V64, F::V16];
+const PRODUCE_IDEMPOTENT_REQ: &[F] = &[F::V64, F::V16, F::Str, F::V32, F::V32, F::Seq(RECORD_IN)];
+const PRODUCE_IDEMPOTENT_RESP: &[F] = &[F::V32, F::V64, F::V32, F::Bool];
+const ATOMIC_WRITE_REQ: &[F] = &[F::V64, F::V16, F::Seq(ATOMIC_OUTPUT), F::Opt(ATOMIC_COMMIT)];
+const ATOMIC_WRITE_RESP: &[F] = &[F::Seq(ATOMIC_OUTPUT_RESULT), F::Bool];
 const JOIN_GROUP_REQ: &[F] = &[F::Str, F::OptStr, F::Str, F::V32, F::Seq(STR), F::Seq(STR)];
 const JOIN_GROUP_RESP: &[F] = &[F::V32, F::Str, F::Str, F::Str, F::Seq(GROUP_PARTITION)];
 const MEMBER_REQ: &[F] = &[F::Str, F::Str, F::V32];
@@ -362,6 +374,9 @@ impl<'a> Parser<'a> {
                     return None;
                 }
             }
+            F::V16 => {
+                self.varint(16)?;
+            }
             F::V32 => {
                 self.varint(32)?;
             }
@@ -385,6 +400,11 @@ impl<'a> Parser<'a> {
                     F::OptI64 => F::I64,
                     _ => F::Str,
                 })?,
+                _ => return None,
+            },
+            F::Opt(fs) => match self.byte()? {
+                0 => {}
+                1 => self.fields(fs)?,
                 _ => return None,
             },
             F::Seq(elem) => {
@@ -441,9 +461,10 @@ fn reference_request(b: &[u8], fs: &[F]) -> RefBody {
     }
 }
 
-/// The error codes of version 1 (PROTOCOL.md section 5): 0–22 and the groups' 60–72.
+/// The error codes of version 1 (PROTOCOL.md section 5): 0–22, the idempotent producers'
+/// 40–47 and the groups' 60–72.
 fn known_code(code: u16) -> bool {
-    code <= 22 || (60..=72).contains(&code)
+    code <= 22 || (40..=47).contains(&code) || (60..=72).contains(&code)
 }
 
 fn reference_response(b: &[u8], fs: &[F]) -> RefBody {
@@ -523,6 +544,9 @@ flat!(
     CreateTopicResponse<'_>,
     DescribeTopicRequest<'_>,
     ProduceResponse,
+    InitProducerRequest<'_>,
+    InitProducerResponse,
+    ProduceIdempotentResponse,
     FetchRequest<'_>,
     ListOffsetsRequest<'_>,
     ListOffsetsResponse,
@@ -588,6 +612,28 @@ impl Deep for DescribeGroupResponse<'_> {
 impl Deep for ProduceRequest<'_> {
     fn deep(&self) -> bool {
         seq_deep!(self.records, |r| seq_deep!(r.headers, |_h| true))
+    }
+}
+
+impl Deep for ProduceIdempotentRequest<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.records, |r| seq_deep!(r.headers, |_h| true))
+    }
+}
+
+impl Deep for AtomicWriteRequest<'_> {
+    fn deep(&self) -> bool {
+        let outputs = seq_deep!(self.outputs, |o| {
+            seq_deep!(o.records, |r| seq_deep!(r.headers, |_h| true))
+        });
+        let offsets = self.commit.is_none_or(|c| seq_deep!(c.offsets, |_o| true));
+        outputs && offsets
+    }
+}
+
+impl Deep for AtomicWriteResponse<'_> {
+    fn deep(&self) -> bool {
+        seq_deep!(self.outputs, |_o| true)
     }
 }
 
@@ -776,6 +822,28 @@ fn check_body(kind: u8, body: &[u8], stats: &mut Stats) {
             check_request!(Empty, EMPTY, body, stats);
             check_response!(StatusResponse<'_>, STATUS_RESP, body, stats);
         }
+        0x10 => {
+            check_request!(InitProducerRequest<'_>, INIT_PRODUCER_REQ, body, stats);
+            check_response!(InitProducerResponse, INIT_PRODUCER_RESP, body, stats);
+        }
+        0x11 => {
+            check_request!(
+                ProduceIdempotentRequest<'_>,
+                PRODUCE_IDEMPOTENT_REQ,
+                body,
+                stats
+            );
+            check_response!(
+                ProduceIdempotentResponse,
+                PRODUCE_IDEMPOTENT_RESP,
+                body,
+                stats
+            );
+        }
+        0x30 => {
+            check_request!(AtomicWriteRequest<'_>, ATOMIC_WRITE_REQ, body, stats);
+            check_response!(AtomicWriteResponse<'_>, ATOMIC_WRITE_RESP, body, stats);
+        }
         0x20 => {
             check_request!(JoinGroupRequest<'_>, JOIN_GROUP_REQ, body, stats);
             check_response!(JoinGroupResponse<'_>, JOIN_GROUP_RESP, body, stats);
@@ -937,9 +1005,9 @@ impl embedded_io::Read for Chunked<'_> {
 // ---------------------------------------------------------------------------------------------
 
 /// Every kind of version 1 (PROTOCOL.md section 3).
-const KNOWN_KINDS: [u8; 18] = [
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26,
-    0x27, 0x40,
+const KNOWN_KINDS: [u8; 21] = [
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x10, 0x11, 0x20, 0x21, 0x22, 0x23, 0x24,
+    0x25, 0x26, 0x27, 0x30, 0x40,
 ];
 
 /// Option bit: rewrite the header CRC of every frame met while walking the stream.
@@ -1221,20 +1289,12 @@ fn gen_request(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize
         ),
         0x03 | 0x08 | 0x26 | 0x40 => body::encode_request(buf, kind, id, &Empty {}),
         0x20..=0x25 | 0x27 => gen_group_request(rng, buf, kind, id, &s),
+        0x10 | 0x11 | 0x30 => gen_producer_request(rng, buf, kind, id, &s),
         0x04 => body::encode_request(buf, kind, id, &DescribeTopicRequest { name: &s }),
         0x05 => {
             let recs = gen_records(rng);
             let hs = headers_of(&recs);
-            let ins: Vec<RecordIn<'_>> = recs
-                .iter()
-                .zip(&hs)
-                .map(|(r, h)| RecordIn {
-                    timestamp_ms: r.timestamp_ms,
-                    key: r.key.as_deref(),
-                    value: &r.value,
-                    headers: Seq::Slice(h),
-                })
-                .collect();
+            let ins = records_in(&recs, &hs);
             let acks =
                 [WireAcks::None, WireAcks::Written, WireAcks::Durable][rng.below(3) as usize];
             body::encode_request(
@@ -1270,6 +1330,99 @@ fn gen_request(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize
                 partition: rng.u32(),
             },
         ),
+    }
+}
+
+/// `recs` as wire records borrowing their headers (`hs = headers_of(recs)`).
+fn records_in<'a>(recs: &'a [Rec], hs: &'a [Vec<Header<'a>>]) -> Vec<RecordIn<'a>> {
+    recs.iter()
+        .zip(hs)
+        .map(|(r, h)| RecordIn {
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.as_deref(),
+            value: &r.value,
+            headers: Seq::Slice(h),
+        })
+        .collect()
+}
+
+/// A request of an idempotent producer kind (0x10, 0x11, 0x30).
+fn gen_producer_request(
+    rng: &mut Rng,
+    buf: &mut [u8],
+    kind: u8,
+    id: u32,
+    s: &str,
+) -> Result<usize, BodyError> {
+    let producer_id = rng.interesting();
+    let epoch = rng.u32() as u16;
+    match kind {
+        0x10 => body::encode_request(buf, kind, id, &InitProducerRequest { name: s }),
+        0x11 => {
+            let recs = gen_records(rng);
+            let hs = headers_of(&recs);
+            let ins = records_in(&recs, &hs);
+            body::encode_request(
+                buf,
+                kind,
+                id,
+                &ProduceIdempotentRequest {
+                    producer_id,
+                    epoch,
+                    topic: s,
+                    partition: rng.u32(),
+                    first_sequence: rng.u32(),
+                    records: Seq::Slice(&ins),
+                },
+            )
+        }
+        _ => {
+            let topics: Vec<String> = (0..rng.upto(3)).map(|_| rng.string()).collect();
+            let recs: Vec<Vec<Rec>> = topics.iter().map(|_| gen_records(rng)).collect();
+            let hs: Vec<Vec<Vec<Header<'_>>>> = recs.iter().map(|r| headers_of(r)).collect();
+            let ins: Vec<Vec<RecordIn<'_>>> = recs
+                .iter()
+                .zip(&hs)
+                .map(|(r, h)| records_in(r, h))
+                .collect();
+            let outputs: Vec<AtomicOutput<'_>> = topics
+                .iter()
+                .zip(&ins)
+                .map(|(t, r)| AtomicOutput {
+                    topic: t,
+                    partition: rng.u32(),
+                    first_sequence: rng.u32(),
+                    records: Seq::Slice(r),
+                })
+                .collect();
+            let offsets: Vec<OffsetCommit<'_>> = topics
+                .iter()
+                .map(|t| OffsetCommit {
+                    topic: t,
+                    partition: rng.u32(),
+                    offset: rng.interesting(),
+                    metadata: s,
+                })
+                .collect();
+            let member = rng.string();
+            let commit = rng.chance(2, 3).then(|| AtomicCommit {
+                group: s,
+                member: rng.chance(1, 2).then_some(member.as_str()),
+                generation: rng.u32(),
+                offsets: Seq::Slice(&offsets),
+            });
+            body::encode_request(
+                buf,
+                kind,
+                id,
+                &AtomicWriteRequest {
+                    producer_id,
+                    epoch,
+                    outputs: Seq::Slice(&outputs),
+                    commit,
+                },
+            )
+        }
     }
 }
 
@@ -1561,6 +1714,46 @@ fn gen_ok(rng: &mut Rng, buf: &mut [u8], kind: u8, id: u32) -> Result<usize, Bod
                     earliest: rng.interesting(),
                     next: rng.interesting(),
                     records: Seq::Slice(&outs),
+                },
+            )
+        }
+        0x10 => body::encode_ok(
+            buf,
+            kind,
+            id,
+            &InitProducerResponse {
+                producer_id: rng.interesting(),
+                epoch: rng.u32() as u16,
+            },
+        ),
+        0x11 => body::encode_ok(
+            buf,
+            kind,
+            id,
+            &ProduceIdempotentResponse {
+                partition: rng.u32(),
+                base_offset: rng.interesting(),
+                count: rng.u32(),
+                duplicate: rng.chance(1, 2),
+            },
+        ),
+        0x30 => {
+            let results: Vec<AtomicOutputResult<'_>> = names
+                .iter()
+                .map(|n| AtomicOutputResult {
+                    topic: n,
+                    partition: rng.u32(),
+                    base_offset: rng.interesting(),
+                    count: rng.u32(),
+                })
+                .collect();
+            body::encode_ok(
+                buf,
+                kind,
+                id,
+                &AtomicWriteResponse {
+                    outputs: Seq::Slice(&results),
+                    duplicate: rng.chance(1, 2),
                 },
             )
         }

@@ -360,6 +360,120 @@ const COMMIT_OFFSETS_REQUEST: &str = concat!(
     "00",               // metadata: length 0
 );
 
+/// Example 8.10: INIT_PRODUCER request, name "pump-7", request id 10.
+const INIT_PRODUCER_REQUEST: &str = concat!(
+    "07000000",       // body_bytes 7
+    "01",             // version 1
+    "10",             // kind 0x10 INIT_PRODUCER
+    "0000",           // flags 0
+    "0a000000",       // request_id 10
+    "2b5e7121",       // header_crc
+    "0670756d702d37", // name: length 6, "pump-7"
+);
+
+/// Example 8.11: INIT_PRODUCER OK response to 8.10: producer_id 3, epoch 1.
+const INIT_PRODUCER_RESPONSE: &str = concat!(
+    "03000000", // body_bytes 3
+    "01",       // version 1
+    "10",       // kind 0x10 INIT_PRODUCER
+    "0100",     // flags: RESPONSE
+    "0a000000", // request_id 10
+    "f265860b", // header_crc
+    "00",       // code 0 OK
+    "03",       // producer_id 3
+    "01",       // epoch 1
+);
+
+/// Example 8.12: PRODUCE_IDEMPOTENT request, request id 11: producer 3, epoch 1, "sensors"
+/// partition 0, first_sequence 5, one record (timestamp 1700000000000, no key, value "21.5",
+/// no headers).
+const PRODUCE_IDEMPOTENT_REQUEST: &str = concat!(
+    "1c000000",         // body_bytes 28
+    "01",               // version 1
+    "11",               // kind 0x11 PRODUCE_IDEMPOTENT
+    "0000",             // flags 0
+    "0b000000",         // request_id 11
+    "69abee50",         // header_crc
+    "03",               // producer_id 3
+    "01",               // epoch 1
+    "0773656e736f7273", // topic: length 7, "sensors"
+    "00",               // partition 0
+    "05",               // first_sequence 5
+    "01",               // records: count 1
+    "0e",               // records: byte length 14
+    "80a0abfef962",     // timestamp_ms: zigzag(1700000000000)
+    "00",               // key: None
+    "0432312e35",       // value: length 4, "21.5"
+    "0000",             // headers: count 0, byte length 0
+);
+
+/// Example 8.13: PRODUCE_IDEMPOTENT OK response to a retry of 8.12: partition 0, base_offset
+/// 42, count 1, duplicate.
+const PRODUCE_IDEMPOTENT_RESPONSE: &str = concat!(
+    "05000000", // body_bytes 5
+    "01",       // version 1
+    "11",       // kind 0x11 PRODUCE_IDEMPOTENT
+    "0100",     // flags: RESPONSE
+    "0b000000", // request_id 11
+    "221be419", // header_crc
+    "00",       // code 0 OK
+    "00",       // partition 0
+    "2a",       // base_offset 42
+    "01",       // count 1
+    "01",       // duplicate: true
+);
+
+/// Example 8.14: ATOMIC_WRITE request, request id 12: producer 3, epoch 1, one output ("7" to
+/// "totals" partition 0, sequence 0) and the commit of offset 43 of "sensors" partition 0 by
+/// member "a-1-0" of generation 3 of "readers".
+const ATOMIC_WRITE_REQUEST: &str = concat!(
+    "38000000",         // body_bytes 56
+    "01",               // version 1
+    "30",               // kind 0x30 ATOMIC_WRITE
+    "0000",             // flags 0
+    "0c000000",         // request_id 12
+    "305c22eb",         // header_crc
+    "03",               // producer_id 3
+    "01",               // epoch 1
+    "01",               // outputs: count 1
+    "16",               // outputs: byte length 22
+    "06746f74616c73",   // topic: length 6, "totals"
+    "00",               // partition 0
+    "00",               // first_sequence 0
+    "010b",             // records: count 1, byte length 11
+    "80a0abfef962",     // timestamp_ms: zigzag(1700000000000)
+    "00",               // key: None
+    "0137",             // value: length 1, "7"
+    "0000",             // headers: count 0, byte length 0
+    "01",               // commit: Some
+    "0772656164657273", // group: length 7, "readers"
+    "0105612d312d30",   // member: Some, length 5, "a-1-0"
+    "03",               // generation 3
+    "010b",             // offsets: count 1, byte length 11
+    "0773656e736f7273", // topic: length 7, "sensors"
+    "00",               // partition 0
+    "2b",               // offset 43
+    "00",               // metadata: length 0
+);
+
+/// Example 8.15: ATOMIC_WRITE OK response to 8.14: the output at offset 9 of "totals"
+/// partition 0, not a duplicate.
+const ATOMIC_WRITE_RESPONSE: &str = concat!(
+    "0e000000",       // body_bytes 14
+    "01",             // version 1
+    "30",             // kind 0x30 ATOMIC_WRITE
+    "0100",           // flags: RESPONSE
+    "0c000000",       // request_id 12
+    "bca74c88",       // header_crc
+    "00",             // code 0 OK
+    "010a",           // outputs: count 1, byte length 10
+    "06746f74616c73", // topic: length 6, "totals"
+    "00",             // partition 0
+    "09",             // base_offset 9
+    "01",             // count 1
+    "00",             // duplicate: false
+);
+
 #[test]
 fn example_8_1_hello_request() {
     let golden = unhex(HELLO_REQUEST);
@@ -770,6 +884,252 @@ fn example_8_7_forwarder_status_response() {
     assert_eq!(LinkState::from_code(4), None);
 }
 
+#[test]
+fn example_8_10_init_producer_request() {
+    let golden = unhex(INIT_PRODUCER_REQUEST);
+    assert_eq!(golden.len(), 23);
+    let req = InitProducerRequest { name: "pump-7" };
+    assert_golden(
+        "INIT_PRODUCER request",
+        &encode_request(Kind::InitProducer, 10, &req),
+        &golden,
+    );
+    let (_, body) = check_header(&golden, Kind::InitProducer, 10, false);
+    check_header_bit_flips(&golden);
+    let d: InitProducerRequest<'_> = body::decode_request(body).unwrap();
+    assert_eq!(d.name, "pump-7");
+    assert_golden(
+        "INIT_PRODUCER re-encoded",
+        &encode_request(Kind::InitProducer, 10, &d),
+        &golden,
+    );
+}
+
+#[test]
+fn example_8_11_init_producer_response_ok() {
+    let golden = unhex(INIT_PRODUCER_RESPONSE);
+    assert_eq!(golden.len(), 19);
+    let resp = InitProducerResponse {
+        producer_id: 3,
+        epoch: 1,
+    };
+    assert_golden(
+        "INIT_PRODUCER response",
+        &encode_ok(Kind::InitProducer, 10, &resp),
+        &golden,
+    );
+    let (_, body) = check_header(&golden, Kind::InitProducer, 10, true);
+    check_header_bit_flips(&golden);
+    let Response::Ok(d) = body::decode_response::<InitProducerResponse>(body).unwrap() else {
+        panic!("expected OK")
+    };
+    assert_eq!(d, resp);
+    // The epoch is a u16 varint: 65535 takes three bytes, one more does not decode.
+    let max = encode_ok(
+        Kind::InitProducer,
+        10,
+        &InitProducerResponse {
+            producer_id: 3,
+            epoch: u16::MAX,
+        },
+    );
+    assert_eq!(&max[HEADER_BYTES..], &unhex("00 03 ff ff 03")[..]);
+    assert!(matches!(
+        body::decode_response::<InitProducerResponse>(&unhex("00 03 80 80 04")),
+        Err(BodyError::Malformed(_))
+    ));
+}
+
+#[test]
+fn example_8_12_produce_idempotent_request() {
+    let golden = unhex(PRODUCE_IDEMPOTENT_REQUEST);
+    assert_eq!(golden.len(), 44);
+    let records = [RecordIn {
+        timestamp_ms: 1_700_000_000_000,
+        key: None,
+        value: b"21.5",
+        headers: Seq::Slice(&[]),
+    }];
+    let req = ProduceIdempotentRequest {
+        producer_id: 3,
+        epoch: 1,
+        topic: "sensors",
+        partition: 0,
+        first_sequence: 5,
+        records: Seq::Slice(&records),
+    };
+    assert_golden(
+        "PRODUCE_IDEMPOTENT request",
+        &encode_request(Kind::ProduceIdempotent, 11, &req),
+        &golden,
+    );
+    let (_, body) = check_header(&golden, Kind::ProduceIdempotent, 11, false);
+    check_header_bit_flips(&golden);
+    let d: ProduceIdempotentRequest<'_> = body::decode_request(body).unwrap();
+    assert_eq!((d.producer_id, d.epoch), (3, 1));
+    assert_eq!((d.topic, d.partition, d.first_sequence), ("sensors", 0, 5));
+    // The records Seq borrows exactly its 14 element bytes (body bytes 14..28).
+    let Seq::Encoded { count, bytes } = d.records else {
+        panic!("a decoded Seq is Encoded")
+    };
+    assert_eq!((count, bytes), (1, &body[14..]));
+    let rs: Vec<RecordIn<'_>> = d.records.iter().map(Result::unwrap).collect();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(
+        (rs[0].timestamp_ms, rs[0].key, rs[0].value),
+        (1_700_000_000_000, None, &b"21.5"[..])
+    );
+    assert!(rs[0].headers.is_empty());
+    assert_golden(
+        "PRODUCE_IDEMPOTENT re-encoded",
+        &encode_request(Kind::ProduceIdempotent, 11, &d),
+        &golden,
+    );
+}
+
+#[test]
+fn example_8_13_produce_idempotent_response_duplicate() {
+    let golden = unhex(PRODUCE_IDEMPOTENT_RESPONSE);
+    assert_eq!(golden.len(), 21);
+    let resp = ProduceIdempotentResponse {
+        partition: 0,
+        base_offset: 42,
+        count: 1,
+        duplicate: true,
+    };
+    assert_golden(
+        "PRODUCE_IDEMPOTENT response",
+        &encode_ok(Kind::ProduceIdempotent, 11, &resp),
+        &golden,
+    );
+    let (_, body) = check_header(&golden, Kind::ProduceIdempotent, 11, true);
+    check_header_bit_flips(&golden);
+    let Response::Ok(d) = body::decode_response::<ProduceIdempotentResponse>(body).unwrap() else {
+        panic!("expected OK")
+    };
+    assert_eq!(d, resp);
+    // `duplicate` is a bool: 0 or 1, nothing else.
+    let mut bad = body.to_vec();
+    for b in 2..=u8::MAX {
+        bad[4] = b;
+        assert!(matches!(
+            body::decode_response::<ProduceIdempotentResponse>(&bad),
+            Err(BodyError::Malformed(_))
+        ));
+    }
+}
+
+#[test]
+fn example_8_14_atomic_write_request() {
+    let golden = unhex(ATOMIC_WRITE_REQUEST);
+    assert_eq!(golden.len(), 72);
+    let records = [RecordIn {
+        timestamp_ms: 1_700_000_000_000,
+        key: None,
+        value: b"7",
+        headers: Seq::Slice(&[]),
+    }];
+    let outputs = [AtomicOutput {
+        topic: "totals",
+        partition: 0,
+        first_sequence: 0,
+        records: Seq::Slice(&records),
+    }];
+    let offsets = [OffsetCommit {
+        topic: "sensors",
+        partition: 0,
+        offset: 43,
+        metadata: "",
+    }];
+    let req = AtomicWriteRequest {
+        producer_id: 3,
+        epoch: 1,
+        outputs: Seq::Slice(&outputs),
+        commit: Some(AtomicCommit {
+            group: "readers",
+            member: Some("a-1-0"),
+            generation: 3,
+            offsets: Seq::Slice(&offsets),
+        }),
+    };
+    assert_golden(
+        "ATOMIC_WRITE request",
+        &encode_request(Kind::AtomicWrite, 12, &req),
+        &golden,
+    );
+    let (_, body) = check_header(&golden, Kind::AtomicWrite, 12, false);
+    check_header_bit_flips(&golden);
+    let d: AtomicWriteRequest<'_> = body::decode_request(body).unwrap();
+    assert_eq!((d.producer_id, d.epoch), (3, 1));
+    let os: Vec<AtomicOutput<'_>> = d.outputs.iter().map(Result::unwrap).collect();
+    assert_eq!(os.len(), 1);
+    assert_eq!(
+        (os[0].topic, os[0].partition, os[0].first_sequence),
+        ("totals", 0, 0)
+    );
+    let rs: Vec<RecordIn<'_>> = os[0].records.iter().map(Result::unwrap).collect();
+    assert_eq!((rs.len(), rs[0].value), (1, &b"7"[..]));
+    let c = d.commit.expect("a commit");
+    assert_eq!(
+        (c.group, c.member, c.generation),
+        ("readers", Some("a-1-0"), 3)
+    );
+    let o: Vec<OffsetCommit<'_>> = c.offsets.iter().map(Result::unwrap).collect();
+    assert_eq!(
+        (o[0].topic, o[0].partition, o[0].offset, o[0].metadata),
+        ("sensors", 0, 43, "")
+    );
+    assert_golden(
+        "ATOMIC_WRITE re-encoded",
+        &encode_request(Kind::AtomicWrite, 12, &d),
+        &golden,
+    );
+    // Without the commit: the same outputs, then the Option tag 0 and nothing after it.
+    let bare = AtomicWriteRequest {
+        commit: None,
+        ..req
+    };
+    let f = encode_request(Kind::AtomicWrite, 12, &bare);
+    assert_eq!(
+        &f[HEADER_BYTES..],
+        &[&golden[16..0x2a], &[0x00][..]].concat()[..]
+    );
+}
+
+#[test]
+fn example_8_15_atomic_write_response_ok() {
+    let golden = unhex(ATOMIC_WRITE_RESPONSE);
+    assert_eq!(golden.len(), 30);
+    let results = [AtomicOutputResult {
+        topic: "totals",
+        partition: 0,
+        base_offset: 9,
+        count: 1,
+    }];
+    let resp = AtomicWriteResponse {
+        outputs: Seq::Slice(&results),
+        duplicate: false,
+    };
+    assert_golden(
+        "ATOMIC_WRITE response",
+        &encode_ok(Kind::AtomicWrite, 12, &resp),
+        &golden,
+    );
+    let (_, body) = check_header(&golden, Kind::AtomicWrite, 12, true);
+    check_header_bit_flips(&golden);
+    let Response::Ok(d) = body::decode_response::<AtomicWriteResponse<'_>>(body).unwrap() else {
+        panic!("expected OK")
+    };
+    assert!(!d.duplicate);
+    let rs: Vec<AtomicOutputResult<'_>> = d.outputs.iter().map(Result::unwrap).collect();
+    assert_eq!(rs, results);
+    assert_golden(
+        "ATOMIC_WRITE response re-encoded",
+        &encode_ok(Kind::AtomicWrite, 12, &d),
+        &golden,
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The document itself
 // ---------------------------------------------------------------------------------------------
@@ -823,6 +1183,12 @@ fn section_8_dumps_are_the_golden_bytes() {
         ("Example 8.7:", FORWARDER_STATUS_RESPONSE),
         ("Example 8.8:", JOIN_GROUP_REQUEST),
         ("Example 8.9:", COMMIT_OFFSETS_REQUEST),
+        ("Example 8.10:", INIT_PRODUCER_REQUEST),
+        ("Example 8.11:", INIT_PRODUCER_RESPONSE),
+        ("Example 8.12:", PRODUCE_IDEMPOTENT_REQUEST),
+        ("Example 8.13:", PRODUCE_IDEMPOTENT_RESPONSE),
+        ("Example 8.14:", ATOMIC_WRITE_REQUEST),
+        ("Example 8.15:", ATOMIC_WRITE_RESPONSE),
     ];
     assert_eq!(
         section.matches("#### Example 8.").count(),
@@ -851,7 +1217,7 @@ fn section_8_dumps_are_the_golden_bytes() {
 // ---------------------------------------------------------------------------------------------
 
 /// Section 3, spelled out.
-const KINDS: [(u8, &str); 18] = [
+const KINDS: [(u8, &str); 21] = [
     (0x00, "GOODBYE"),
     (0x01, "HELLO"),
     (0x02, "CREATE_TOPIC"),
@@ -861,6 +1227,8 @@ const KINDS: [(u8, &str); 18] = [
     (0x06, "FETCH"),
     (0x07, "LIST_OFFSETS"),
     (0x08, "STATUS"),
+    (0x10, "INIT_PRODUCER"),
+    (0x11, "PRODUCE_IDEMPOTENT"),
     (0x20, "JOIN_GROUP"),
     (0x21, "SYNC_GROUP"),
     (0x22, "HEARTBEAT"),
@@ -869,6 +1237,7 @@ const KINDS: [(u8, &str); 18] = [
     (0x25, "FETCH_OFFSETS"),
     (0x26, "LIST_GROUPS"),
     (0x27, "DESCRIBE_GROUP"),
+    (0x30, "ATOMIC_WRITE"),
     (0x40, "FORWARDER_STATUS"),
 ];
 
@@ -884,6 +1253,8 @@ fn kind_numbers_are_pinned() {
         (Kind::Fetch, 0x06),
         (Kind::ListOffsets, 0x07),
         (Kind::Status, 0x08),
+        (Kind::InitProducer, 0x10),
+        (Kind::ProduceIdempotent, 0x11),
         (Kind::JoinGroup, 0x20),
         (Kind::SyncGroup, 0x21),
         (Kind::Heartbeat, 0x22),
@@ -892,6 +1263,7 @@ fn kind_numbers_are_pinned() {
         (Kind::FetchOffsets, 0x25),
         (Kind::ListGroups, 0x26),
         (Kind::DescribeGroup, 0x27),
+        (Kind::AtomicWrite, 0x30),
         (Kind::ForwarderStatus, 0x40),
     ];
     for ((kind, n), (m, name)) in by_variant.into_iter().zip(KINDS) {
@@ -934,7 +1306,7 @@ fn kind_table_of_the_document_matches() {
 }
 
 /// Section 5, spelled out: number, name, whether the server closes the connection.
-const ERROR_CODES: [(u16, &str, bool); 36] = [
+const ERROR_CODES: [(u16, &str, bool); 44] = [
     (0, "OK", false),
     (1, "MALFORMED", true),
     (2, "FRAME_TOO_LARGE", true),
@@ -958,6 +1330,14 @@ const ERROR_CODES: [(u16, &str, bool); 36] = [
     (20, "SHUTTING_DOWN", false),
     (21, "INVALID_RECORD", false),
     (22, "EMPTY_BATCH", false),
+    (40, "OUT_OF_ORDER_SEQUENCE", false),
+    (41, "PRODUCER_FENCED", false),
+    (42, "UNKNOWN_PRODUCER_ID", false),
+    (43, "DUPLICATE_SEQUENCE", false),
+    (44, "INVALID_PRODUCER_NAME", false),
+    (45, "SEQUENCE_EXHAUSTED", false),
+    (46, "PRODUCER_STATE_FULL", false),
+    (47, "INVALID_ATOMIC_WRITE", false),
     (60, "UNKNOWN_MEMBER_ID", false),
     (61, "ILLEGAL_GENERATION", false),
     (62, "REBALANCE_IN_PROGRESS", false),
@@ -999,6 +1379,14 @@ fn error_code_numbers_are_pinned() {
         (ErrorCode::ShuttingDown, 20),
         (ErrorCode::InvalidRecord, 21),
         (ErrorCode::EmptyBatch, 22),
+        (ErrorCode::OutOfOrderSequence, 40),
+        (ErrorCode::ProducerFenced, 41),
+        (ErrorCode::UnknownProducerId, 42),
+        (ErrorCode::DuplicateSequence, 43),
+        (ErrorCode::InvalidProducerName, 44),
+        (ErrorCode::SequenceExhausted, 45),
+        (ErrorCode::ProducerStateFull, 46),
+        (ErrorCode::InvalidAtomicWrite, 47),
         (ErrorCode::UnknownMemberId, 60),
         (ErrorCode::IllegalGeneration, 61),
         (ErrorCode::RebalanceInProgress, 62),
