@@ -310,11 +310,15 @@ impl GroupConsumer {
             smol::Timer::after(Duration::from_millis(u64::from(wait_ms.min(100)))).await;
             return Ok(Vec::new());
         }
+        // The positions move only once the whole poll succeeded (and, at most once, its
+        // commit): after an error the records fetched so far are dropped, so their positions
+        // must stay where they were, or a later commit would pass over records never returned.
+        let mut positions = self.positions.clone();
         let mut out = Vec::new();
         let n = keys.len();
         for i in 0..n {
             let (topic, partition) = &keys[(self.rotate + i) % n];
-            let at = self.positions[&(topic.clone(), *partition)];
+            let at = positions[&(topic.clone(), *partition)];
             // Only the last partition of an empty round long-polls.
             let wait = if out.is_empty() && i + 1 == n {
                 wait_ms
@@ -334,13 +338,13 @@ impl GroupConsumer {
                         ResetPolicy::Latest => o.next,
                         ResetPolicy::Error => return Err(e),
                     };
-                    self.positions.insert((topic.clone(), *partition), to);
+                    positions.insert((topic.clone(), *partition), to);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             let next = f.next_fetch_offset(at);
-            self.positions.insert((topic.clone(), *partition), next);
+            positions.insert((topic.clone(), *partition), next);
             out.extend(f.records.into_iter().map(|r| Consumed {
                 topic: topic.clone(),
                 partition: *partition,
@@ -349,8 +353,15 @@ impl GroupConsumer {
             }));
         }
         self.rotate = (self.rotate + 1) % n;
-        if self.cfg.semantics == Semantics::AtMostOnce && !out.is_empty() {
-            self.commit(client).await?;
+        let before = std::mem::replace(&mut self.positions, positions);
+        if self.cfg.semantics == Semantics::AtMostOnce
+            && !out.is_empty()
+            && let Err(e) = self.commit(client).await
+        {
+            // Not returned, so not processed: the next poll returns them again (whether or
+            // not the commit landed, they are processed at most once).
+            self.positions = before;
+            return Err(e);
         }
         Ok(out)
     }
