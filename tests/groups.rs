@@ -329,3 +329,75 @@ fn members_share_partitions_dead_member_moves_commits_fenced_offsets_durable() {
     assert!(text.contains("readers  Empty"), "{text}");
     eprintln!("total {:?}", started.elapsed());
 }
+
+/// A committed offset the ring already reclaimed (drop-oldest) is reported by FETCH_OFFSETS
+/// (`committed < earliest`) and resolved by the consumer's reset policy: earliest, latest, or
+/// OFFSET_OUT_OF_RANGE.
+#[test]
+fn reclaimed_committed_offset_is_resolved_by_the_reset_policy() {
+    use outpost::client::{ConsumerConfig, GroupConsumer, Membership, ResetPolicy, Semantics};
+    let dir = TempDir::new("groups-reset");
+    let board = dir.board("64 KiB", "512 KiB", "16 KiB", "8 KiB");
+    let config = dir.path().join("reset.toml");
+    std::fs::write(
+        &config,
+        "[storage]\nfull_policy = \"drop-oldest\"\ncorruption_policy = \"refuse\"\n",
+    )
+    .unwrap();
+    let server = Server::start(&board, &dir.data(), Some(config.as_path()));
+    let c = server.client();
+    smol::block_on(async {
+        c.create_topic(TOPIC, 1).await.unwrap();
+        let one = |i: u32| Record {
+            timestamp_ms: 0,
+            key: None,
+            value: format!("{i:0>200}").into_bytes(),
+            headers: vec![],
+        };
+        let first: Vec<Record> = (0..10).map(one).collect();
+        c.produce(TOPIC, Some(0), Acks::Durable, &first)
+            .await
+            .unwrap();
+        let at = OffsetToCommit {
+            topic: TOPIC.into(),
+            partition: 0,
+            offset: 5,
+            metadata: String::new(),
+        };
+        c.commit_offsets(GROUP, None, &[at]).await.unwrap();
+        // Fill the ring several times over: offset 5 is reclaimed.
+        for k in 0..200u32 {
+            let batch: Vec<Record> = (0..20).map(|i| one(k * 20 + i)).collect();
+            c.produce(TOPIC, Some(0), Acks::Durable, &batch)
+                .await
+                .unwrap();
+        }
+        let o = c.list_offsets(TOPIC, 0).await.unwrap();
+        assert!(o.earliest > 5, "not reclaimed: {o:?}");
+        let fetched = c.fetch_offsets(GROUP, None, &[(TOPIC, 0)]).await.unwrap();
+        assert_eq!(fetched[0].committed, Some(5));
+        assert_eq!(fetched[0].earliest, o.earliest);
+        let cfg = |reset| ConsumerConfig {
+            group: GROUP.into(),
+            membership: Membership::Assign(vec![(TOPIC.into(), 0)]),
+            semantics: Semantics::AtLeastOnce,
+            reset,
+            producer_name: None,
+            fetch_bytes_max: 1 << 16,
+        };
+        let key = (TOPIC.to_string(), 0);
+        let g = GroupConsumer::start(&c, cfg(ResetPolicy::Earliest))
+            .await
+            .unwrap();
+        assert_eq!(g.positions()[&key], o.earliest);
+        let g = GroupConsumer::start(&c, cfg(ResetPolicy::Latest))
+            .await
+            .unwrap();
+        assert_eq!(g.positions()[&key], o.next);
+        let e = GroupConsumer::start(&c, cfg(ResetPolicy::Error))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.code(), Some(ErrorCode::OffsetOutOfRange), "{e}");
+    });
+}
