@@ -518,6 +518,7 @@ fn batch_kind_and_flag_numbers() {
     assert_eq!(BatchKind::Records as u8, 1);
     assert_eq!(BatchKind::Meta as u8, 2);
     assert_eq!(BatchKind::Checkpoint as u8, 3);
+    assert_eq!(BatchKind::Atomic as u8, 4);
     assert_eq!(FLAG_LAST_IN_GROUP, 0x01);
     assert_eq!(PartitionId::NONE, PartitionId(0xFFFF_FFFF));
 }
@@ -914,4 +915,491 @@ fn namespace_registry() {
     assert_eq!(namespace::PRODUCERS, 2);
     assert_eq!(namespace::GROUP_OFFSETS, 3);
     assert_eq!(namespace::FORWARDER, 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2.10 Atomic
+// ---------------------------------------------------------------------------------------------
+
+/// Example 2.10: the `Atomic` body.
+const ATOMIC_BODY_HEX: &str = "
+00: 07 00 00 00 00 00 00 00 02 00 02 00 03 00 00 00
+10: 2a 00 00 00 00 00 00 00 0a 00 00 00 02 00 00 00
+20: 3d 00 00 00 22 00 00 00 00 68 e5 cf 8b 01 00 00
+30: 03 00 00 00 6b 65 79 05 00 00 00 76 61 6c 75 65
+40: 01 00 01 00 68 01 00 00 00 76 13 00 00 00 01 68
+50: e5 cf 8b 01 00 00 ff ff ff ff 01 00 00 00 78 00
+60: 00 05 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+70: 00 01 00 00 00 17 00 00 00 13 00 00 00 02 68 e5
+80: cf 8b 01 00 00 ff ff ff ff 01 00 00 00 79 00 00
+90: 01 00 00 00 01 03 03 00 67 2f 33 08 00 00 00 2c
+a0: 00 00 00 00 00 00 00
+";
+
+/// Example 2.10: its batch header, salted with segment 7, in group 9, `LAST_IN_GROUP`.
+const ATOMIC_HEADER_HEX: &str = "
+00: a7 00 00 00 04 01 00 00 ff ff ff ff 03 00 00 00
+10: 00 00 00 00 00 00 00 00 09 00 00 00 00 00 00 00
+20: f8 1f 10 19 72 17 f0 88
+";
+
+/// The second part's one record: no key, value "y", no headers.
+fn example_atomic_record() -> Vec<Record> {
+    vec![Record {
+        timestamp_ms: 1_700_000_000_002,
+        key: None,
+        value: b"y".to_vec(),
+        headers: vec![],
+    }]
+}
+
+/// A committed offset: `put(GROUP_OFFSETS, "g/3", 44 as u64)`.
+fn example_atomic_ops() -> Vec<MetaOp> {
+    vec![MetaOp::Put {
+        namespace: 3,
+        key: b"g/3".to_vec(),
+        value: 44u64.to_le_bytes().to_vec(),
+    }]
+}
+
+/// Producer 7, epoch 2: example 2.5's two records to partition 3 at offset 42 (sequences
+/// 10..12), one record to partition 5 at offset 0 (sequence 0), and the committed offset.
+fn example_atomic_body() -> Vec<u8> {
+    use outpost::storage::{ProducerEpoch, ProducerId, Sequence};
+    let (first, second) = (example_records(), example_atomic_record());
+    let parts = [
+        AtomicPartIn {
+            partition: PartitionId(3),
+            base_offset: Offset(42),
+            first_seq: Sequence(10),
+            records: &first,
+        },
+        AtomicPartIn {
+            partition: PartitionId(5),
+            base_offset: Offset(0),
+            first_seq: Sequence(0),
+            records: &second,
+        },
+    ];
+    let mut body = Vec::new();
+    encode_atomic_body(
+        ProducerId(7),
+        ProducerEpoch(2),
+        &parts,
+        &example_atomic_ops(),
+        &mut body,
+    );
+    let mut meta = Vec::new();
+    encode_meta_body(&example_atomic_ops(), &mut meta);
+    assert_eq!(
+        atomic_body_bytes(&parts, meta.len() as u64),
+        body.len() as u64
+    );
+    body
+}
+
+#[test]
+fn atomic_body_golden() {
+    use outpost::storage::{ProducerEpoch, ProducerId, Sequence};
+    let golden = hex(ATOMIC_BODY_HEX);
+    assert_eq!(golden.len(), 167);
+    assert_eq!(example_atomic_body(), golden);
+    assert_eq!(ATOMIC_HEAD_BYTES, 12);
+    assert_eq!(ATOMIC_PART_HEAD_BYTES, 24);
+
+    // Head: producer id, epoch, part count.
+    assert_eq!(le_u64(&golden[0..8]), 7);
+    assert_eq!(u16::from_le_bytes([golden[8], golden[9]]), 2);
+    assert_eq!(u16::from_le_bytes([golden[10], golden[11]]), 2);
+    // Part 1 at 12: partition 3, base offset 42, first sequence 10, 2 records of 61 bytes,
+    // which are exactly example 2.5's `Records` body.
+    assert_eq!(le_u32(&golden[12..16]), 3);
+    assert_eq!(le_u64(&golden[16..24]), 42);
+    assert_eq!(le_u32(&golden[24..28]), 10);
+    assert_eq!(le_u32(&golden[28..32]), 2);
+    assert_eq!(le_u32(&golden[32..36]), 61);
+    assert_eq!(&golden[36..97], hex(RECORDS_BODY_HEX).as_slice());
+    // Part 2 at 97: partition 5, base offset 0, first sequence 0, 1 record of 23 bytes.
+    assert_eq!(le_u32(&golden[97..101]), 5);
+    assert_eq!(le_u64(&golden[101..109]), 0);
+    assert_eq!(le_u32(&golden[109..113]), 0);
+    assert_eq!(le_u32(&golden[113..117]), 1);
+    assert_eq!(le_u32(&golden[117..121]), 23);
+    let mut second = Vec::new();
+    example_atomic_record()[0].encode_into(&mut second);
+    assert_eq!(&golden[121..144], second.as_slice());
+    // The rest is exactly a `Meta` body (section 2.6).
+    let mut meta = Vec::new();
+    encode_meta_body(&example_atomic_ops(), &mut meta);
+    assert_eq!(&golden[144..], meta.as_slice());
+
+    let view = decode_atomic_body(&golden).unwrap();
+    assert_eq!(view.producer, ProducerId(7));
+    assert_eq!(view.epoch, ProducerEpoch(2));
+    assert_eq!(
+        view.parts,
+        vec![
+            AtomicPart {
+                partition: PartitionId(3),
+                base_offset: Offset(42),
+                first_seq: Sequence(10),
+                record_count: 2,
+                records: &golden[36..97],
+            },
+            AtomicPart {
+                partition: PartitionId(5),
+                base_offset: Offset(0),
+                first_seq: Sequence(0),
+                record_count: 1,
+                records: &golden[121..144],
+            },
+        ]
+    );
+    assert_eq!(view.meta, &golden[144..]);
+    let first: Vec<Record> = RecordIter::new(view.parts[0].records, 2)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(first, example_records());
+    let second: Vec<Record> = RecordIter::new(view.parts[1].records, 1)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(second, example_atomic_record());
+    assert_eq!(decode_meta_body(view.meta), Ok(example_atomic_ops()));
+
+    // No parts, no operations: the head and an empty `Meta` body.
+    let mut empty = Vec::new();
+    encode_atomic_body(ProducerId(1), ProducerEpoch(0), &[], &[], &mut empty);
+    assert_eq!(
+        empty,
+        hex("01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00")
+    );
+    let view = decode_atomic_body(&empty).unwrap();
+    assert!(view.parts.is_empty());
+    assert_eq!(decode_meta_body(view.meta), Ok(Vec::new()));
+}
+
+/// The header of an `Atomic` batch (section 2.3): `partition` and `base_offset` are the only
+/// part's when there is exactly one part, `NONE` and 0 otherwise; `record_count` counts the
+/// records of every part.
+#[test]
+fn atomic_header_golden() {
+    let golden = hex(ATOMIC_HEADER_HEX);
+    assert_eq!(golden.len(), BATCH_HEADER_BYTES);
+    let body = hex(ATOMIC_BODY_HEX);
+    let h = BatchHeader {
+        body_bytes: 167,
+        kind: BatchKind::Atomic,
+        flags: FLAG_LAST_IN_GROUP,
+        partition: PartitionId::NONE,
+        record_count: 3,
+        base_offset: Offset(0),
+        group: GroupSeq(9),
+        body_crc: salted_crc(SEG7, &[&body]),
+    };
+    assert_eq!(h.encode(SEG7).as_slice(), golden.as_slice());
+    assert_eq!(golden[4], 4);
+    assert_eq!(le_u32(&golden[32..36]), 0x1910_1FF8);
+    assert_eq!(le_u32(&golden[36..40]), 0x88F0_1772);
+    let decoded = BatchHeader::decode(&golden, SEG7, 1024).unwrap();
+    assert_eq!(decoded, h);
+    assert_eq!(decoded.check_body(SEG7, &body), Ok(()));
+}
+
+/// The writer applies the header rule: one part, several parts, no part (operations only).
+#[test]
+fn atomic_header_rule_on_the_medium() {
+    use outpost::storage::flash::{Geometry, SimFlash};
+    use outpost::storage::{
+        AppendBody, AtomicPartBody, CorruptionPolicy, FullPolicy, Ring, RingConfig, Sequence,
+    };
+
+    let cfg = RingConfig {
+        erase_block_bytes: 4096,
+        program_unit_bytes: 512,
+        ring_bytes: 4 * 65536,
+        segment_bytes: 65536,
+        full_policy: FullPolicy::Reject,
+        corruption_policy: CorruptionPolicy::Refuse,
+        group_bytes_max: 8192,
+        batch_bytes_max: 4096,
+        meta_bytes_max: 2048,
+        partitions_max: 16,
+        index_interval_bytes: 4096,
+        read_chunk_bytes: 4096,
+        append_queue_max: 16,
+        producers_max: 64,
+    };
+    let flash = SimFlash::new(Geometry::new(4096, 512, cfg.ring_bytes).unwrap());
+    let (mut ring, _) = Ring::open(flash, cfg).unwrap();
+    // Partition 3 holds 42 records first, so the atomic write's part lands at offset 42.
+    let filler: Vec<Record> = (0..42).map(|_| Record::default()).collect();
+    ring.write_group(&[AppendBody::Records {
+        partition: PartitionId(3),
+        records: &filler,
+    }])
+    .unwrap();
+    ring.sync().unwrap();
+    let g = ring
+        .write_group(&[AppendBody::InitProducer { name: b"app-1" }])
+        .unwrap();
+    ring.sync().unwrap();
+    let (producer, epoch) = g.results[0].as_ref().unwrap().producer.unwrap();
+    let part = |p: u32, seq: u32, records: Vec<Record>| AtomicPartBody {
+        partition: PartitionId(p),
+        first_seq: Sequence(seq),
+        records,
+    };
+    let one = [part(3, 0, example_records())];
+    let two = [
+        part(3, 2, example_records()),
+        part(5, 0, example_atomic_record()),
+    ];
+    let ops = example_atomic_ops();
+    let g = ring
+        .write_group(&[
+            AppendBody::Atomic {
+                producer,
+                epoch,
+                parts: &one,
+                meta: &[],
+            },
+            AppendBody::Atomic {
+                producer,
+                epoch,
+                parts: &two,
+                meta: &ops,
+            },
+            AppendBody::Atomic {
+                producer,
+                epoch,
+                parts: &[],
+                meta: &ops,
+            },
+        ])
+        .unwrap();
+    assert_eq!(g.consumed, 3);
+    ring.sync().unwrap();
+    let image = ring.flash().image();
+
+    // Segment 0 from byte 512: group 1 (checkpoint, records), group 2 (init), group 3.
+    let seq = SegmentSeq(0);
+    let mut pos = 512;
+    let mut atomic = Vec::new();
+    while atomic.len() < 3 {
+        let h = BatchHeader::decode(&image[pos..pos + BATCH_HEADER_BYTES], seq, 65536).unwrap();
+        let body = &image[pos + BATCH_HEADER_BYTES..pos + h.total_bytes() as usize];
+        assert_eq!(h.check_body(seq, body), Ok(()));
+        if h.kind == BatchKind::Atomic {
+            let view = decode_atomic_body(body).unwrap();
+            let parts: Vec<(PartitionId, Offset, u32)> = view
+                .parts
+                .iter()
+                .map(|p| (p.partition, p.base_offset, p.record_count))
+                .collect();
+            atomic.push((h.partition, h.base_offset, h.record_count, parts));
+        }
+        pos += h.total_bytes() as usize;
+        if h.last_in_group() {
+            pos = align_up(pos as u64, 512) as usize;
+        }
+    }
+    assert_eq!(
+        atomic,
+        vec![
+            (
+                PartitionId(3),
+                Offset(42),
+                2,
+                vec![(PartitionId(3), Offset(42), 2)]
+            ),
+            (
+                PartitionId::NONE,
+                Offset(0),
+                3,
+                vec![
+                    (PartitionId(3), Offset(44), 2),
+                    (PartitionId(5), Offset(0), 1)
+                ]
+            ),
+            (PartitionId::NONE, Offset(0), 0, vec![]),
+        ]
+    );
+}
+
+#[test]
+fn atomic_body_refusals() {
+    let golden = hex(ATOMIC_BODY_HEX);
+    // Every truncation fails: in the head or a part (`decode_atomic_body`), or in the
+    // operations (`decode_meta_body` of what is left).
+    for cut in 0..golden.len() {
+        let r = decode_atomic_body(&golden[..cut]).and_then(|v| decode_meta_body(v.meta));
+        assert!(r.is_err(), "cut at {cut}");
+    }
+    // A part whose records run past the body.
+    let mut long = golden.clone();
+    long[32..36].copy_from_slice(&1000u32.to_le_bytes());
+    assert!(decode_atomic_body(&long).is_err());
+    // Trailing bytes after the operations.
+    let mut trailing = golden.clone();
+    trailing.push(0);
+    let view = decode_atomic_body(&trailing).unwrap();
+    assert_eq!(
+        decode_meta_body(view.meta),
+        Err(BatchError::Body("metadata body has trailing bytes"))
+    );
+    // 65,535 parts announced with nothing behind them: an error, not a huge allocation.
+    let mut many = golden[..12].to_vec();
+    many[10..12].copy_from_slice(&u16::MAX.to_le_bytes());
+    assert!(decode_atomic_body(&many).is_err());
+    // A record count that disagrees with a part's bytes decodes here (framing only); the
+    // records are checked with `RecordIter`, as recovery does.
+    let mut count = golden.clone();
+    count[28..32].copy_from_slice(&3u32.to_le_bytes());
+    let view = decode_atomic_body(&count).unwrap();
+    let mut it = RecordIter::new(view.parts[0].records, view.parts[0].record_count);
+    while let Some(r) = it.skip_record() {
+        if r.is_err() {
+            break;
+        }
+    }
+    assert!(!it.finished_cleanly());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2.11 The PRODUCERS namespace
+// ---------------------------------------------------------------------------------------------
+
+/// Example 2.11: producer "app-1" with id 7, at epoch 2 since group 9, whose last two batches
+/// in partition 3 (sequences 0..2 at offset 42 in group 12, sequence 2 at offset 44 in group
+/// 13) are remembered; the next id is 8. `(key, value)` of every entry, ascending.
+const PRODUCERS_HEX: [(&str, &str); 4] = [
+    ("43", "08 00 00 00 00 00 00 00"),
+    ("4e 61 70 70 2d 31", "07 00 00 00 00 00 00 00"),
+    (
+        "50 00 00 00 00 00 00 00 07",
+        "02 00 09 00 00 00 00 00 00 00 61 70 70 2d 31",
+    ),
+    (
+        "53 00 00 00 00 00 00 00 07 00 00 00 03",
+        "02 00 0d 00 00 00 00 00 00 00 02
+         00 00 00 00 02 00 00 00 2a 00 00 00 00 00 00 00
+         02 00 00 00 01 00 00 00 2c 00 00 00 00 00 00 00",
+    ),
+];
+
+/// The entries of Example 2.11, produced by the library's own functions: `init` (three times:
+/// epochs 0, 1, 2) and `appended_op` (what the writer and recovery apply for each part of an
+/// `Atomic` batch).
+#[test]
+fn producers_namespace_golden() {
+    use outpost::storage::meta::{MetaState, namespace};
+    use outpost::storage::producer::{self, BatchMeta, ProducerEntry, SeqEntry};
+    use outpost::storage::{ProducerEpoch, ProducerId, Sequence};
+
+    let mut meta = MetaState::default();
+    // Ids 0..7 were handed out before.
+    meta.apply(&[MetaOp::Put {
+        namespace: namespace::PRODUCERS,
+        key: b"C".to_vec(),
+        value: 7u64.to_le_bytes().to_vec(),
+    }]);
+    for stamp in [3, 5, 9] {
+        let init = producer::init(&meta, b"app-1", 64, GroupSeq(stamp)).unwrap();
+        assert_eq!(init.producer, ProducerId(7));
+        meta.apply(&init.ops);
+    }
+    let (pid, epoch) = (ProducerId(7), ProducerEpoch(2));
+    for (seq, count, base, group) in [(0, 2, 42, 12), (2, 1, 44, 13)] {
+        let op = producer::appended_op(
+            &meta,
+            pid,
+            epoch,
+            PartitionId(3),
+            Sequence(seq),
+            count,
+            Offset(base),
+            GroupSeq(group),
+        );
+        meta.apply(&[op]);
+    }
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = meta
+        .iter_namespace(namespace::PRODUCERS)
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect();
+    let golden: Vec<(Vec<u8>, Vec<u8>)> = PRODUCERS_HEX
+        .iter()
+        .map(|(k, v)| (hex(k), hex(v)))
+        .collect();
+    assert_eq!(entries, golden);
+
+    // The value codecs.
+    let entry = ProducerEntry {
+        epoch,
+        stamp: GroupSeq(9),
+        name: b"app-1".to_vec(),
+    };
+    assert_eq!(producer::encode_producer(&entry), golden[2].1);
+    assert_eq!(producer::decode_producer(&golden[2].1), Some(entry));
+    let seq = SeqEntry {
+        epoch,
+        stamp: GroupSeq(13),
+        batches: vec![
+            BatchMeta {
+                first_seq: Sequence(0),
+                count: 2,
+                base_offset: Offset(42),
+            },
+            BatchMeta {
+                first_seq: Sequence(2),
+                count: 1,
+                base_offset: Offset(44),
+            },
+        ],
+    };
+    assert_eq!(producer::encode_seq(&seq), golden[3].1);
+    assert_eq!(producer::decode_seq(&golden[3].1), Some(seq.clone()));
+    assert_eq!(seq.next_seq(), 3);
+    assert_eq!(producer::seq_state(&meta, pid, PartitionId(3)), Some(seq));
+    assert_eq!(producer::id_of(&meta, b"app-1"), Some(pid));
+    // A sequence entry is charged 1 + 2 + 13 + 4 + (11 + 16 n) bytes: 111 with five batches.
+    assert_eq!(meta_entry_bytes(&golden[3].0, &golden[3].1), 63);
+    assert_eq!(producer::BATCHES_KEPT, 5);
+}
+
+/// `decode_seq` takes exactly `11 + 16 n` bytes with `n <= 5`; anything else is no state.
+#[test]
+fn producers_seq_value_refusals() {
+    use outpost::storage::producer::{self, BatchMeta, SeqEntry};
+    use outpost::storage::{ProducerEpoch, Sequence};
+
+    let golden = hex(PRODUCERS_HEX[3].1);
+    for cut in 0..golden.len() {
+        assert_eq!(producer::decode_seq(&golden[..cut]), None, "cut at {cut}");
+    }
+    let mut longer = golden.clone();
+    longer.push(0);
+    assert_eq!(producer::decode_seq(&longer), None);
+    let six = SeqEntry {
+        epoch: ProducerEpoch(0),
+        stamp: GroupSeq(1),
+        batches: vec![
+            BatchMeta {
+                first_seq: Sequence(0),
+                count: 1,
+                base_offset: Offset(0),
+            };
+            6
+        ],
+    };
+    assert_eq!(producer::decode_seq(&producer::encode_seq(&six)), None);
+    let five = SeqEntry {
+        batches: six.batches[..5].to_vec(),
+        ..six
+    };
+    let v = producer::encode_seq(&five);
+    assert_eq!(v.len(), 11 + 16 * 5);
+    assert_eq!(producer::decode_seq(&v), Some(five));
+    // A producer value is at least epoch and stamp; the name may be empty.
+    assert_eq!(producer::decode_producer(&[0; 9]), None);
+    assert!(producer::decode_producer(&[0; 10]).is_some());
 }
