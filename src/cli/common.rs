@@ -3,12 +3,17 @@
 //! address of the client commands and their connection.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
 
 use super::CliError;
 use crate::client::{self, Client, ClientError};
 use crate::config::{self, Overrides, Settings};
+use crate::protocol::ErrorCode;
 use crate::storage::flash::Geometry;
 
 /// The ring file's name inside the data directory.
@@ -171,6 +176,87 @@ pub fn now_ms() -> i64 {
 /// the command, which just stops.
 pub fn is_broken_pipe(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// SIGINT and SIGTERM for the long-running group commands (`consume --group`, `pipe`): the
+/// first one asks the command to stop at its next step boundary (it finishes the step, commits
+/// and leaves the group, then exits 0); a second one ends the process at once, with the
+/// shell's code for a signal (128 + its number). Dropping it stops listening.
+pub struct StopSignals {
+    requested: Arc<AtomicBool>,
+    handle: Handle,
+}
+
+impl StopSignals {
+    pub fn install() -> Result<StopSignals, CliError> {
+        let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(CliError::Signal)?;
+        let handle = signals.handle();
+        let requested = Arc::new(AtomicBool::new(false));
+        let flag = requested.clone();
+        std::thread::Builder::new()
+            .name("outpost-signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if flag.swap(true, Ordering::SeqCst) {
+                        std::process::exit(128 + signal);
+                    }
+                }
+            })
+            .map_err(|source| CliError::Io {
+                what: "cannot start the signal thread".into(),
+                source,
+            })?;
+        Ok(StopSignals { requested, handle })
+    }
+
+    /// Whether SIGINT or SIGTERM arrived.
+    pub fn requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
+}
+
+/// Session timeout of a group member the CLI joins (`--join`): a member that stops (killed)
+/// has its partitions moved after this long.
+pub const SESSION_TIMEOUT_MS: u32 = 10_000;
+/// Longest long poll of a group consumer: it also bounds how late a heartbeat, a rebalance
+/// or a stop signal is noticed, and how long records of one partition wait while another is
+/// long-polled.
+pub const GROUP_WAIT_MS: u32 = 500;
+
+/// Whether a group error means "the group rebalanced or fenced this member": a member
+/// (`--join`) rejoins at its next poll and goes on from the committed offsets.
+pub fn is_rebalance(e: &ClientError) -> bool {
+    matches!(
+        e.code(),
+        Some(
+            ErrorCode::RebalanceInProgress
+                | ErrorCode::IllegalGeneration
+                | ErrorCode::UnknownMemberId
+        )
+    )
+}
+
+/// How long a command that stops after `idle_exit_ms` without a new record may long-poll now
+/// (`idle_since`: the start, or the last record), at most `cap`.
+pub fn wait_ms(idle_exit_ms: Option<u64>, idle_since: std::time::Instant, cap: u32) -> u32 {
+    match idle_exit_ms {
+        Some(ms) => {
+            let left = u128::from(ms).saturating_sub(idle_since.elapsed().as_millis());
+            u32::try_from(left).unwrap_or(u32::MAX).min(cap)
+        }
+        None => cap,
+    }
+}
+
+/// Whether `idle_exit_ms` passed since `idle_since`.
+pub fn idle_expired(idle_exit_ms: Option<u64>, idle_since: std::time::Instant) -> bool {
+    idle_exit_ms.is_some_and(|ms| idle_since.elapsed().as_millis() >= u128::from(ms))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::config::ConfigFileError;
 use crate::storage::OpenError;
 use crate::storage::flash::FlashError;
 
-/// Why a command failed (exit code 1).
+/// Why a command failed (exit code 1; 2 for [`CliError::Usage`]).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CliError {
@@ -37,6 +37,10 @@ pub enum CliError {
     Client { what: String, source: ClientError },
     /// `bench` could not start, reach or measure the broker it runs.
     Bench(String),
+    /// The command line parsed but asks for something the command refuses (a combination of
+    /// values clap cannot express): printed like clap's own usage errors, exit code 2. Made
+    /// by [`crate::cli::usage_error`].
+    Usage(Box<clap::Error>),
 }
 
 impl CliError {
@@ -93,6 +97,11 @@ impl fmt::Display for CliError {
             CliError::Signal(_) => write!(f, "cannot install the SIGTERM/SIGINT handlers"),
             CliError::Client { what, .. } => f.write_str(what),
             CliError::Bench(what) => f.write_str(what),
+            CliError::Usage(e) => {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                f.write_str(first.strip_prefix("error: ").unwrap_or(first))
+            }
         }
     }
 }
@@ -106,7 +115,10 @@ impl std::error::Error for CliError {
             CliError::Io { source, .. } => Some(source),
             CliError::Signal(e) => Some(e),
             CliError::Client { source, .. } => Some(source),
-            CliError::InUse { .. } | CliError::NoRing { .. } | CliError::Bench(_) => None,
+            CliError::InUse { .. }
+            | CliError::NoRing { .. }
+            | CliError::Bench(_)
+            | CliError::Usage(_) => None,
         }
     }
 }

@@ -15,6 +15,7 @@ mod error;
 mod fsck;
 mod groups;
 mod json;
+mod pipe;
 mod produce;
 mod serve;
 mod status;
@@ -69,15 +70,28 @@ enum Command {
     /// `partition P offsets A..B` for a batch (A first, B one past the last). Lines are sent
     /// as they arrive, one batch at a time (so they keep their order), each batch taking the
     /// lines read meanwhile. With --acks none nothing is acknowledged, so only a count is
-    /// printed (and the broker may append those batches in any order).
+    /// printed (and the broker may append those batches in any order). With
+    /// --producer-name the batches are idempotent (always durable): one resent after a broken
+    /// connection is stored once.
     Produce(produce::Args),
-    /// Print a partition's records, waiting for new ones
+    /// Print a partition's records, waiting for new ones; or consume as a consumer group
     ///
     /// Long-polls the broker for new records; stops after --count records, or after
     /// --idle-exit-ms without a new one, else runs until interrupted. Text prints each value on
     /// its own line; json prints one object per line with topic, partition, offset,
-    /// timestamp_ms, key, headers and value.
+    /// timestamp_ms, key, headers and value. With --group it starts at the group's committed
+    /// offsets and commits what it printed: at-most-once before printing, at-least-once (the
+    /// default) after; SIGINT or SIGTERM then stop it after the records being printed.
     Consume(consume::Args),
+    /// Copy every record of one topic to another as a consumer group, with chosen semantics
+    ///
+    /// Copies --from's records (timestamp, key, headers, value) to --to, partition P to
+    /// partition P modulo --to's partition count, in order, and commits the group's offsets
+    /// as --semantics says; exactly-once writes the copies and the offsets in one atomic
+    /// write. A later run goes on from the committed offsets. Runs until SIGINT or SIGTERM
+    /// (it finishes the step under way), or --idle-exit-ms without a new record; then prints
+    /// `piped N records from A to B (semantics)`.
+    Pipe(pipe::Args),
     /// Create, list and describe topics
     Topics(topics::Args),
     /// List and describe consumer groups: members, partitions, committed offsets, lag
@@ -120,6 +134,7 @@ where
         Command::Fsck(args) => fsck::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Pipe(args) => pipe::run(args),
         Command::Topics(args) => topics::run(args),
         Command::Groups(args) => groups::run(args),
         Command::Status(args) => status::run(args),
@@ -127,11 +142,30 @@ where
     };
     match outcome {
         Ok(code) => code,
+        Err(CliError::Usage(e)) => {
+            let _ = e.print();
+            EXIT_USAGE
+        }
         Err(e) => {
             eprintln!("outpost: {}", render_error(&e));
             EXIT_FAILURE
         }
     }
+}
+
+/// A usage error of `outpost <subcommand>` found after parsing: `message`, then the
+/// subcommand's usage line, as clap prints its own (exit code 2).
+pub(crate) fn usage_error(subcommand: &str, message: impl std::fmt::Display) -> CliError {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    // Builds the subcommands' usage lines (`outpost consume ...`).
+    cli.build();
+    let kind = clap::error::ErrorKind::ArgumentConflict;
+    let e = match cli.find_subcommand_mut(subcommand) {
+        Some(sub) => sub.error(kind, message),
+        None => cli.error(kind, message),
+    };
+    CliError::Usage(Box::new(e))
 }
 
 /// Parses `outpost <args>` (for the commands' tests).
@@ -186,9 +220,11 @@ mod tests {
 
     #[test]
     fn every_client_command_takes_addr_and_help() {
-        let commands: [&[&str]; 7] = [
+        let commands: [&[&str]; 9] = [
             &["produce", "--topic", "t"],
             &["consume", "--topic", "t"],
+            &["consume", "--topic", "t", "--group", "g"],
+            &["pipe", "--group", "g", "--from", "a", "--to", "b"],
             &["topics", "create", "t"],
             &["topics", "list"],
             &["topics", "describe", "t"],

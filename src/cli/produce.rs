@@ -4,27 +4,43 @@
 //! Lines are sent as soon as they arrive: each batch takes the lines read while the previous
 //! one was in flight (at most `--batch` lines and half the broker's `batch_bytes_max`).
 //! Answers are printed in input order.
+//!
+//! With `--producer-name` the batches go out as PRODUCE_IDEMPOTENT of an
+//! [`IdempotentProducer`]: each carries its sequence number, so when the connection breaks
+//! (the broker restarts, the network drops) the batch whose answer was lost is sent again,
+//! unchanged, on a new connection, and the broker stores it once.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use smol::channel::{self, Receiver};
 
 use super::common::{self, AcksArg, AddrArgs};
-use super::{CliError, EXIT_OK};
-use crate::client::{Client, ClientError, Produced};
+use super::{CliError, EXIT_OK, render_error};
+use crate::client::{Client, ClientError, IdempotentProduced, IdempotentProducer, Produced};
+use crate::protocol::ErrorCode;
+use crate::protocol::murmur2::partition_for_key;
 use crate::storage::Record;
 use crate::storage::format::BATCH_HEADER_BYTES;
 
 /// Batches sent and not yet answered, at most. One, so that lines keep their order: the
-/// broker works on pipelined requests concurrently and appends two produces to the same
+/// broker works on pipelined PRODUCE requests concurrently and appends two to the same
 /// partition in the order it finishes them, not the order it received them. (The loop below
-/// handles any depth, should the broker come to keep a connection's order per partition.)
+/// handles any depth. The broker does keep a connection's order for PRODUCE_IDEMPOTENT, but
+/// `--producer-name` sends one batch at a time too: `IdempotentProducer::send` waits for its
+/// answer before the next batch gets a sequence number.)
 pub const BATCHES_IN_FLIGHT: usize = 1;
 /// Lines read ahead of the batches being sent.
 const LINES_QUEUED_MAX: usize = 8192;
+/// `--producer-name`: how long a batch is resent on new connections after the connection
+/// broke, before the command gives up.
+const RESEND_FOR: Duration = Duration::from_secs(30);
+/// The first pause before reconnecting; it doubles up to [`RESEND_PAUSE_MAX`].
+const RESEND_PAUSE_MIN: Duration = Duration::from_millis(100);
+const RESEND_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -47,6 +63,12 @@ pub struct Args {
     /// to the OS) or durable (synced: survives power loss)
     #[arg(long, value_enum, default_value_t = AcksArg::Durable)]
     acks: AcksArg,
+    /// Produce idempotently as this producer (1-249 bytes): every batch carries its sequence
+    /// number, so a batch resent after a broken connection (for up to 30 s, on a new one) is
+    /// stored once. Always durable (no --acks). Another producer initialising the same name
+    /// fences this one
+    #[arg(long, value_name = "NAME", conflicts_with = "acks")]
+    producer_name: Option<String>,
     /// Send one record with this value instead of reading stdin
     #[arg(long, value_name = "VALUE")]
     value: Option<String>,
@@ -66,15 +88,22 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 
 pub fn run(args: Args) -> Result<i32, CliError> {
     smol::block_on(async {
-        let client = Arc::new(args.addr.connect().await?);
-        let result = produce(&args, &client).await;
-        client.close().await;
-        result
+        let client = args.addr.connect().await?;
+        match &args.producer_name {
+            Some(name) => produce_idempotent(&args, name, client).await,
+            None => {
+                let client = Arc::new(client);
+                let result = produce(&args, &client).await;
+                client.close().await;
+                result
+            }
+        }
     })
 }
 
-async fn produce(args: &Args, client: &Arc<Client>) -> Result<i32, CliError> {
-    let template = Record {
+/// The record every value is sent in: `--key` and `--header`s, no timestamp yet.
+fn template(args: &Args) -> Record {
+    Record {
         timestamp_ms: 0,
         key: args.key.as_ref().map(|k| k.as_bytes().to_vec()),
         value: Vec::new(),
@@ -83,88 +112,43 @@ async fn produce(args: &Args, client: &Arc<Client>) -> Result<i32, CliError> {
             .iter()
             .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
             .collect(),
-    };
-    let mut out = Output::new(args.acks);
-    if let Some(value) = &args.value {
-        let record = Record {
-            timestamp_ms: common::now_ms(),
-            value: value.as_bytes().to_vec(),
-            ..template
-        };
-        let r = client
-            .produce(&args.topic, args.partition, args.acks.acks(), &[record])
-            .await;
-        out.answer(1, r, &args.topic)?;
-        return out.finish();
     }
+}
 
-    let lines = read_lines();
-    // Half the broker's batch limit, so a batch is never refused for its size unless one line
-    // alone is too big.
-    let bytes_budget = u64::from(client.server_info().batch_bytes_max / 2);
+/// Where the batches come from: `--value` (one batch of one record), or stdin's lines.
+fn batches(args: &Args, client: &Client) -> Batcher {
+    let template = template(args);
+    match &args.value {
+        Some(value) => Batcher::one(template, value.as_bytes().to_vec()),
+        // Half the broker's batch limit, so a batch is never refused for its size unless one
+        // line alone is too big.
+        None => Batcher::lines(
+            template,
+            args.batch as usize,
+            u64::from(client.server_info().batch_bytes_max / 2),
+        ),
+    }
+}
+
+async fn produce(args: &Args, client: &Arc<Client>) -> Result<i32, CliError> {
+    let mut out = Output::new(args.acks);
+    let mut batcher = batches(args, client);
     let mut inflight: VecDeque<(Sending, usize)> = VecDeque::new();
-    let mut carry: Option<Vec<u8>> = None;
-    let mut input_error: Option<CliError> = None;
-    let mut eof = false;
     loop {
-        let idle = carry.is_none() && lines.is_empty();
         let must_wait = inflight.len() >= BATCHES_IN_FLIGHT
-            || ((eof || input_error.is_some() || out.failed() || idle) && !inflight.is_empty());
+            || ((batcher.ended() || out.failed() || batcher.idle()) && !inflight.is_empty());
         if must_wait {
             if let Some((task, n)) = inflight.pop_front() {
                 out.answer(n, task.await, &args.topic)?;
             }
             continue;
         }
-        if eof || input_error.is_some() || out.failed() {
+        if batcher.ended() || out.failed() {
             break;
         }
-        let first = match carry.take() {
-            Some(line) => line,
-            None => match lines.recv().await {
-                Ok(Ok(line)) => line,
-                Ok(Err(e)) => {
-                    input_error = Some(CliError::Io {
-                        what: "cannot read stdin".into(),
-                        source: e,
-                    });
-                    continue;
-                }
-                Err(_) => {
-                    eof = true;
-                    continue;
-                }
-            },
+        let Some(batch) = batcher.next().await else {
+            continue;
         };
-        let now = common::now_ms();
-        let record = |value: Vec<u8>| Record {
-            timestamp_ms: now,
-            value,
-            ..template.clone()
-        };
-        let mut batch = vec![record(first)];
-        let mut bytes = BATCH_HEADER_BYTES as u64 + batch[0].encoded_bytes();
-        while batch.len() < args.batch as usize {
-            match lines.try_recv() {
-                Ok(Ok(line)) => {
-                    let r = record(line);
-                    if bytes + r.encoded_bytes() > bytes_budget {
-                        carry = Some(r.value);
-                        break;
-                    }
-                    bytes += r.encoded_bytes();
-                    batch.push(r);
-                }
-                Ok(Err(e)) => {
-                    input_error = Some(CliError::Io {
-                        what: "cannot read stdin".into(),
-                        source: e,
-                    });
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
         let n = batch.len();
         let client = client.clone();
         let topic = args.topic.clone();
@@ -173,11 +157,232 @@ async fn produce(args: &Args, client: &Arc<Client>) -> Result<i32, CliError> {
             smol::spawn(async move { client.produce(&topic, partition, acks, &batch).await });
         inflight.push_back((task, n));
     }
-    if let Some(e) = input_error {
+    if let Some(e) = batcher.error.take() {
         out.finish()?;
         return Err(e);
     }
     out.finish()
+}
+
+/// `--producer-name`: one batch at a time through an [`IdempotentProducer`], each resent on a
+/// new connection while the connection is broken (see [`send_resending`]). The partition is
+/// chosen here, as PRODUCE_IDEMPOTENT names it: `--partition`, else the key's (Kafka's murmur2
+/// partitioner, as the broker's), else round-robin per batch.
+async fn produce_idempotent(args: &Args, name: &str, client: Client) -> Result<i32, CliError> {
+    let mut client = client;
+    let result = produce_idempotent_on(args, name, &mut client).await;
+    client.close().await;
+    result
+}
+
+async fn produce_idempotent_on(
+    args: &Args,
+    name: &str,
+    client: &mut Client,
+) -> Result<i32, CliError> {
+    let what = || format!("cannot produce to topic {}", args.topic);
+    let partitions = client
+        .describe_topic(&args.topic)
+        .await
+        .map_err(|e| CliError::client(what(), e))?
+        .partitions
+        .len();
+    let partitions = u32::try_from(partitions).unwrap_or(u32::MAX).max(1);
+    let mut producer = IdempotentProducer::init(client, name)
+        .await
+        .map_err(|e| CliError::client(format!("cannot initialise producer {name}"), e))?;
+    let mut out = Output::new(AcksArg::Durable);
+    let mut batcher = batches(args, client);
+    let mut round_robin = 0u32;
+    while !out.failed() {
+        let Some(batch) = batcher.next().await else {
+            break;
+        };
+        let partition = match (args.partition, &args.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key.as_bytes(), partitions),
+            (None, None) => {
+                let p = round_robin % partitions;
+                round_robin = round_robin.wrapping_add(1);
+                p
+            }
+        };
+        let r = send_resending(
+            client,
+            &args.addr,
+            &mut producer,
+            &args.topic,
+            partition,
+            &batch,
+        )
+        .await;
+        out.answer_idempotent(batch.len(), r, &args.topic)?;
+    }
+    if let Some(e) = batcher.error.take() {
+        out.finish()?;
+        return Err(e);
+    }
+    out.finish()
+}
+
+/// Sends `batch` as the producer's next batch of `partition`. When the connection breaks (or
+/// the broker is shutting down) it is unknown whether the batch was stored: it is sent again,
+/// unchanged, on a new connection, until it is answered or [`RESEND_FOR`] passed. The broker
+/// stores it once either way: a resent batch it stored already is answered with its first
+/// offsets, as a duplicate. A refusal (a bad record, a fenced producer, ...) is returned as is.
+async fn send_resending(
+    client: &mut Client,
+    addr: &AddrArgs,
+    producer: &mut IdempotentProducer,
+    topic: &str,
+    partition: u32,
+    batch: &[Record],
+) -> Result<IdempotentProduced, ClientError> {
+    let deadline = Instant::now() + RESEND_FOR;
+    let mut pause = RESEND_PAUSE_MIN;
+    loop {
+        let mut error = match producer.send(client, topic, partition, batch).await {
+            Ok(r) => return Ok(r),
+            Err(e) if !resend_after(&e) => return Err(e),
+            Err(e) => e,
+        };
+        loop {
+            if Instant::now() + pause > deadline {
+                return Err(error);
+            }
+            eprintln!(
+                "outpost: {}: sending the batch again in {} ms, on a new connection",
+                render_error(&error),
+                pause.as_millis()
+            );
+            smol::Timer::after(pause).await;
+            pause = (pause * 2).min(RESEND_PAUSE_MAX);
+            match Client::connect(addr.resolve()).await {
+                Ok(fresh) => {
+                    std::mem::replace(client, fresh).close().await;
+                    break;
+                }
+                Err(e) => error = e,
+            }
+        }
+    }
+}
+
+/// Whether an idempotent batch that failed so is sent again: the connection is gone (the
+/// answer may have been lost), or the broker is stopping (a restarted one will take it).
+fn resend_after(e: &ClientError) -> bool {
+    !e.connection_usable() || e.code() == Some(ErrorCode::ShuttingDown)
+}
+
+/// Batches of records to send: the one `--value` record, or stdin's lines as they arrive.
+struct Batcher {
+    lines: Receiver<std::io::Result<Vec<u8>>>,
+    /// A line read that did not fit in the previous batch.
+    carry: Option<Vec<u8>>,
+    template: Record,
+    batch_max: usize,
+    bytes_budget: u64,
+    eof: bool,
+    /// Reading stdin failed: no more batches.
+    error: Option<CliError>,
+}
+
+impl Batcher {
+    /// Stdin's lines, at most `batch_max` per batch and within `bytes_budget` (a batch's
+    /// first line is taken whatever its size).
+    fn lines(template: Record, batch_max: usize, bytes_budget: u64) -> Batcher {
+        Batcher {
+            lines: read_lines(),
+            carry: None,
+            template,
+            batch_max,
+            bytes_budget,
+            eof: false,
+            error: None,
+        }
+    }
+
+    /// One batch of one record with this value.
+    fn one(template: Record, value: Vec<u8>) -> Batcher {
+        // No line will come: the channel is closed, the value waits as if carried over.
+        let (_, lines) = channel::bounded(1);
+        Batcher {
+            lines,
+            carry: Some(value),
+            template,
+            batch_max: 1,
+            bytes_budget: u64::MAX,
+            eof: false,
+            error: None,
+        }
+    }
+
+    /// No more batches: the input ended or failed.
+    fn ended(&self) -> bool {
+        self.eof || self.error.is_some()
+    }
+
+    /// No line is waiting: [`Batcher::next`] would wait for input.
+    fn idle(&self) -> bool {
+        self.carry.is_none() && self.lines.is_empty()
+    }
+
+    /// The next batch: waits for its first line, then takes the lines read meanwhile. `None`
+    /// at the end of the input, or when reading it failed (`error`); a batch is still
+    /// returned when the failure came after its first line.
+    async fn next(&mut self) -> Option<Vec<Record>> {
+        if self.ended() {
+            return None;
+        }
+        let first = match self.carry.take() {
+            Some(line) => line,
+            None => match self.lines.recv().await {
+                Ok(Ok(line)) => line,
+                Ok(Err(e)) => {
+                    self.failed(e);
+                    return None;
+                }
+                Err(_) => {
+                    self.eof = true;
+                    return None;
+                }
+            },
+        };
+        let now = common::now_ms();
+        let record = |value: Vec<u8>| Record {
+            timestamp_ms: now,
+            value,
+            ..self.template.clone()
+        };
+        let mut batch = vec![record(first)];
+        let mut bytes = BATCH_HEADER_BYTES as u64 + batch[0].encoded_bytes();
+        while batch.len() < self.batch_max {
+            match self.lines.try_recv() {
+                Ok(Ok(line)) => {
+                    let r = record(line);
+                    if bytes + r.encoded_bytes() > self.bytes_budget {
+                        self.carry = Some(r.value);
+                        break;
+                    }
+                    bytes += r.encoded_bytes();
+                    batch.push(r);
+                }
+                Ok(Err(e)) => {
+                    self.failed(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    fn failed(&mut self, e: std::io::Error) {
+        self.error = Some(CliError::Io {
+            what: "cannot read stdin".into(),
+            source: e,
+        });
+    }
 }
 
 /// A batch on its way: the answer, once it comes.
@@ -248,20 +453,7 @@ impl Output {
         topic: &str,
     ) -> Result<(), CliError> {
         match r {
-            Ok(Some(p)) => {
-                let line = if p.count == 1 {
-                    format!("partition {} offset {}\n", p.partition, p.base_offset)
-                } else {
-                    format!(
-                        "partition {} offsets {}..{}\n",
-                        p.partition,
-                        p.base_offset,
-                        p.next_offset()
-                    )
-                };
-                self.print(&line)?;
-                self.sent += u64::from(p.count);
-            }
+            Ok(Some(p)) => self.landed(&p, "")?,
             Ok(None) => self.sent += n as u64,
             Err(e) => {
                 if self.error.is_none() {
@@ -272,6 +464,40 @@ impl Output {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Prints one idempotent batch's answer, marking a duplicate (a resent batch the broker
+    /// had stored already: the offsets are the first attempt's).
+    fn answer_idempotent(
+        &mut self,
+        n: usize,
+        r: Result<IdempotentProduced, ClientError>,
+        topic: &str,
+    ) -> Result<(), CliError> {
+        match r {
+            Ok(IdempotentProduced {
+                produced,
+                duplicate: true,
+            }) => self.landed(&produced, " (resent: stored once)"),
+            r => self.answer(n, r.map(|p| Some(p.produced)), topic),
+        }
+    }
+
+    /// Prints where a batch landed: `partition P offset O` or `partition P offsets A..B`.
+    fn landed(&mut self, p: &Produced, note: &str) -> Result<(), CliError> {
+        let line = if p.count == 1 {
+            format!("partition {} offset {}{note}\n", p.partition, p.base_offset)
+        } else {
+            format!(
+                "partition {} offsets {}..{}{note}\n",
+                p.partition,
+                p.base_offset,
+                p.next_offset()
+            )
+        };
+        self.print(&line)?;
+        self.sent += u64::from(p.count);
         Ok(())
     }
 
@@ -388,6 +614,39 @@ mod parse_tests {
                 .acks,
             AcksArg::Written
         );
+    }
+
+    #[test]
+    fn producer_name() {
+        let a = produce(&["--topic", "t", "--producer-name", "pump-7"]).unwrap();
+        assert_eq!(a.producer_name.as_deref(), Some("pump-7"));
+        assert_eq!(a.acks, AcksArg::Durable);
+        // Idempotent batches are always durable: --acks is refused with it.
+        for acks in ["none", "written", "durable"] {
+            let e = produce(&["--topic", "t", "--producer-name", "p", "--acks", acks]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{e}");
+        }
+    }
+
+    #[test]
+    fn only_broken_connections_and_shutdowns_are_resent() {
+        let refused = |code| ClientError::Server {
+            code,
+            message: String::new(),
+        };
+        assert!(resend_after(&ClientError::Closed));
+        assert!(resend_after(&ClientError::Io(std::io::Error::other(
+            "reset"
+        ))));
+        assert!(resend_after(&refused(ErrorCode::ShuttingDown)));
+        for code in [
+            ErrorCode::ProducerFenced,
+            ErrorCode::OutOfOrderSequence,
+            ErrorCode::UnknownTopic,
+            ErrorCode::BufferFull,
+        ] {
+            assert!(!resend_after(&refused(code)), "{code}");
+        }
     }
 
     #[test]
