@@ -2,7 +2,10 @@
 //! 127.0.0.1 port 0 (a small board in each test's temp dir): topics, produce from stdin and
 //! `--value`, consume as text and JSON with `--count` and `--idle-exit-ms`, a long poll woken
 //! by a produce, status, errors (unknown topic, no broker), and `bench` against that broker
-//! and against one it starts itself.
+//! and against one it starts itself. Then the delivery semantics: `consume --group`
+//! (at-least-once and at-most-once commits, `--join`), exactly-once refused for `consume`,
+//! `pipe` copying exactly once (run again: nothing more) and stopping on SIGTERM, and
+//! `produce --producer-name` (idempotent batches, resent across a broker restart).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -64,16 +67,31 @@ impl Drop for TempDir {
 struct Broker {
     child: Child,
     addr: String,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Broker {
     fn start(name: &str) -> Broker {
         let dir = TempDir::new(name);
         let board = dir.board();
+        let (child, addr) = Broker::serve(&dir, &board, "127.0.0.1:0");
+        Broker { child, addr, dir }
+    }
+
+    /// Stops the broker (SIGTERM) and starts it again on the same address and data.
+    fn restart(&mut self) {
+        self.stop();
+        let board = self.dir.0.join("client-small.toml");
+        let (child, addr) = Broker::serve(&self.dir, &board, &self.addr);
+        assert_eq!(addr, self.addr);
+        self.child = child;
+    }
+
+    /// `outpost serve` on `listen`; returns it and the address it printed.
+    fn serve(dir: &TempDir, board: &std::path::Path, listen: &str) -> (Child, String) {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--board"])
-            .arg(&board)
+            .args(["serve", "--listen", listen, "--board"])
+            .arg(board)
             .arg("--data")
             .arg(dir.0.join("data"))
             .env_remove("RUST_LOG")
@@ -97,11 +115,7 @@ impl Broker {
                 panic!("outpost serve did not print `listening on` within {WAIT:?}");
             }
         };
-        Broker {
-            child,
-            addr,
-            _dir: dir,
-        }
+        (child, addr)
     }
 
     /// `outpost <args> --addr <this broker>`.
@@ -154,6 +168,13 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Broker {
+    /// SIGTERM, then SIGKILL if it has not exited within [`WAIT`].
+    fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -585,4 +606,494 @@ fn a_full_window_is_never_refused_too_many_in_flight() {
         "1000",
     ]);
     assert!(out.contains("capped by the broker's inflight_max"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer groups, idempotent producers and exactly-once from the command line
+// ---------------------------------------------------------------------------------------------
+
+/// The committed offsets `groups describe` shows: `(topic, partition, committed)` per row.
+fn committed(b: &Broker, group: &str) -> Vec<(String, u32, Option<u64>)> {
+    let out = b.ok(&["groups", "describe", group]);
+    let mut rows = Vec::new();
+    let mut table = false;
+    for line in out.lines() {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if cells.first() == Some(&"topic") && cells.get(1) == Some(&"partition") {
+            table = true;
+            continue;
+        }
+        if table {
+            rows.push((
+                cells[0].to_string(),
+                cells[1].parse().unwrap(),
+                cells[2].parse().ok(),
+            ));
+        }
+    }
+    assert!(table, "no offsets table in: {out}");
+    rows
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Produces `values` to `topic` partition `p`, one record each.
+fn produce_each(b: &Broker, topic: &str, p: u32, values: &[&str]) {
+    let input: String = values.iter().map(|v| format!("{v}\n")).collect();
+    b.ok_with_stdin(
+        &["produce", "--topic", topic, "--partition", &p.to_string()],
+        input.as_bytes(),
+    );
+}
+
+#[test]
+fn consume_as_a_group_commits_what_it_printed() {
+    let b = Broker::start("consume-group");
+    b.ok(&["topics", "create", "g", "--partitions", "2"]);
+    produce_each(&b, "g", 0, &["a0", "a1", "a2"]);
+    produce_each(&b, "g", 1, &["b0", "b1"]);
+
+    // at-least-once (the default), as the group's standalone consumer of both partitions,
+    // stopping inside a poll: the commit covers exactly the 4 records printed.
+    let out = b.ok(&[
+        "consume",
+        "--topic",
+        "g",
+        "--group",
+        "readers",
+        "--count",
+        "4",
+        "--idle-exit-ms",
+        "5000",
+    ]);
+    let first: Vec<&str> = out.lines().collect();
+    assert_eq!(first.len(), 4, "{out}");
+    let rows = committed(&b, "readers");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let total: u64 = rows.iter().map(|r| r.2.unwrap()).sum();
+    assert_eq!(total, 4, "{rows:?}");
+
+    // The next run prints the one record left, then commits the end of both partitions.
+    let out = b.ok(&[
+        "consume",
+        "--topic",
+        "g",
+        "--group",
+        "readers",
+        "--semantics",
+        "at-least-once",
+        "--idle-exit-ms",
+        "500",
+    ]);
+    let mut all: Vec<&str> = first.iter().copied().chain(out.lines()).collect();
+    all.sort_unstable();
+    assert_eq!(all, ["a0", "a1", "a2", "b0", "b1"], "{out}");
+    assert_eq!(
+        committed(&b, "readers"),
+        [("g".into(), 0, Some(3)), ("g".into(), 1, Some(2))]
+    );
+    // Nothing left for the group.
+    let out = b.ok(&[
+        "consume",
+        "--topic",
+        "g",
+        "--group",
+        "readers",
+        "--idle-exit-ms",
+        "300",
+    ]);
+    assert_eq!(out, "");
+
+    // at-most-once on one partition, as JSON: committed before printing, and a --count that
+    // stops inside the poll commits only what was printed.
+    let out = b.ok(&[
+        "consume",
+        "--topic",
+        "g",
+        "--partition",
+        "0",
+        "--group",
+        "once",
+        "--semantics",
+        "at-most-once",
+        "--count",
+        "2",
+        "--format",
+        "json",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[1].starts_with(r#"{"topic":"g","partition":0,"offset":1,"#),
+        "{out}"
+    );
+    assert_eq!(committed(&b, "once"), [("g".into(), 0, Some(2))]);
+
+    // A member (--join) gets both partitions, starts from the committed offsets (the end),
+    // and leaves the group when it stops.
+    produce_each(&b, "g", 1, &["b2"]);
+    let out = b.ok(&[
+        "consume",
+        "--topic",
+        "g",
+        "--group",
+        "readers",
+        "--join",
+        "--idle-exit-ms",
+        "1000",
+    ]);
+    assert_eq!(out, "b2\n");
+    assert_eq!(
+        committed(&b, "readers"),
+        [("g".into(), 0, Some(3)), ("g".into(), 1, Some(3))]
+    );
+    let describe = b.ok(&["groups", "describe", "readers"]);
+    assert!(describe.contains(": Empty,"), "{describe}");
+}
+
+#[test]
+fn consume_exactly_once_is_a_usage_error() {
+    let out = Command::new(BIN)
+        .args([
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--semantics",
+            "exactly-once",
+            "--addr",
+            "127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --semantics exactly-once needs an output topic"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("outpost pipe --group G"), "{stderr}");
+    assert!(stderr.contains("Usage: outpost consume"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn pipe_exactly_once_copies_every_record_once() {
+    let b = Broker::start("pipe");
+    b.ok(&["topics", "create", "src", "--partitions", "2"]);
+    b.ok(&["topics", "create", "dst"]);
+    let p0: Vec<String> = (0..6).map(|i| format!("p0-{i}")).collect();
+    let p1: Vec<String> = (0..4).map(|i| format!("p1-{i}")).collect();
+    produce_each(&b, "src", 0, &refs(&p0));
+    produce_each(&b, "src", 1, &refs(&p1));
+    b.ok(&[
+        "produce",
+        "--topic",
+        "src",
+        "--partition",
+        "1",
+        "--key",
+        "k",
+        "--header",
+        "h=v",
+        "--value",
+        "p1-4",
+    ]);
+    let pipe = [
+        "pipe",
+        "--group",
+        "mirror",
+        "--from",
+        "src",
+        "--to",
+        "dst",
+        "--semantics",
+        "exactly-once",
+        "--idle-exit-ms",
+        "700",
+    ];
+    assert_eq!(
+        b.ok(&pipe),
+        "piped 11 records from src to dst (exactly-once)\n"
+    );
+    // Run again: the group's offsets were committed with the copies, so nothing is copied.
+    assert_eq!(
+        b.ok(&pipe),
+        "piped 0 records from src to dst (exactly-once)\n"
+    );
+    let copies = b.ok(&["consume", "--topic", "dst", "--idle-exit-ms", "300"]);
+    let copies: Vec<&str> = copies.lines().collect();
+    assert_eq!(copies.len(), 11, "{copies:?}");
+    // Every record once, each source partition's in its order.
+    let of = |prefix: &str| -> Vec<&str> {
+        copies
+            .iter()
+            .copied()
+            .filter(|c| c.starts_with(prefix))
+            .collect()
+    };
+    assert_eq!(of("p0-"), refs(&p0));
+    assert_eq!(of("p1-"), ["p1-0", "p1-1", "p1-2", "p1-3", "p1-4"]);
+    // A copy keeps the key and the headers.
+    let json = b.ok(&[
+        "consume", "--topic", "dst", "--from", "10", "--count", "1", "--format", "json",
+    ]);
+    assert!(
+        json.ends_with(concat!(
+            r#","key":"k","headers":[{"name":"h","value":"v"}],"value":"p1-4"}"#,
+            "\n"
+        )),
+        "{json}"
+    );
+    assert_eq!(
+        committed(&b, "mirror"),
+        [("src".into(), 0, Some(6)), ("src".into(), 1, Some(5))]
+    );
+    // New records: only they are copied.
+    produce_each(&b, "src", 0, &["p0-6"]);
+    assert_eq!(
+        b.ok(&pipe),
+        "piped 1 record from src to dst (exactly-once)\n"
+    );
+    let copies = b.ok(&[
+        "consume",
+        "--topic",
+        "dst",
+        "--from",
+        "11",
+        "--idle-exit-ms",
+        "300",
+    ]);
+    assert_eq!(copies, "p0-6\n");
+
+    // at-least-once into another topic, then mistakes.
+    b.ok(&["topics", "create", "dst2", "--partitions", "3"]);
+    let out = b.ok(&[
+        "pipe",
+        "--group",
+        "m2",
+        "--from",
+        "src",
+        "--to",
+        "dst2",
+        "--idle-exit-ms",
+        "500",
+    ]);
+    assert_eq!(out, "piped 12 records from src to dst2 (at-least-once)\n");
+    assert_eq!(
+        b.ok(&["topics", "describe", "dst2"])
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().last().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        ["7", "5", "0"],
+        "partition P to P modulo 3"
+    );
+    assert_fails_with(
+        &b.run(&[
+            "pipe",
+            "--group",
+            "m3",
+            "--from",
+            "src",
+            "--to",
+            "nope",
+            "--idle-exit-ms",
+            "100",
+        ]),
+        "UNKNOWN_TOPIC",
+    );
+    let out = b.run(&["pipe", "--group", "m3", "--from", "src", "--to", "src"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn produce_with_a_producer_name_stores_every_record_once() {
+    let b = Broker::start("idempotent");
+    b.ok(&["topics", "create", "idem", "--partitions", "3"]);
+    // The key picks the partition the broker's partitioner would.
+    let plain = b.ok(&[
+        "produce", "--topic", "idem", "--key", "sensor-7", "--value", "x",
+    ]);
+    let partition = plain.split(' ').nth(1).unwrap().to_string();
+    let lines: String = (0..1000).map(|i| format!("v{i}\n")).collect();
+    let out = b.ok_with_stdin(
+        &[
+            "produce",
+            "--topic",
+            "idem",
+            "--key",
+            "sensor-7",
+            "--producer-name",
+            "pump-7",
+            "--batch",
+            "100",
+        ],
+        lines.as_bytes(),
+    );
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with(&format!("partition {partition} "))),
+        "{out}"
+    );
+    assert_eq!(covered(&out), (1..1001).collect::<Vec<u64>>(), "{out}");
+    let back = b.ok(&[
+        "consume",
+        "--topic",
+        "idem",
+        "--partition",
+        &partition,
+        "--from",
+        "1",
+        "--count",
+        "1000",
+    ]);
+    assert!(back == lines, "records came back in another order");
+    // --value, and an explicit partition; the same name again (a new epoch).
+    assert_eq!(
+        b.ok(&[
+            "produce",
+            "--topic",
+            "idem",
+            "--partition",
+            "2",
+            "--producer-name",
+            "pump-7",
+            "--value",
+            "y",
+        ]),
+        if partition == "2" {
+            "partition 2 offset 1001\n"
+        } else {
+            "partition 2 offset 0\n"
+        }
+    );
+    // Idempotent batches are always durable.
+    let out = b.run(&[
+        "produce",
+        "--topic",
+        "idem",
+        "--producer-name",
+        "p",
+        "--acks",
+        "none",
+        "--value",
+        "z",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--acks"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A bad name is the broker's INVALID_PRODUCER_NAME.
+    assert_fails_with(
+        &b.run(&[
+            "produce",
+            "--topic",
+            "idem",
+            "--producer-name",
+            "",
+            "--value",
+            "z",
+        ]),
+        "INVALID_PRODUCER_NAME",
+    );
+}
+
+/// The lines a child prints on stdout, as they come (the channel closes at its end).
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+#[test]
+fn produce_with_a_producer_name_resends_across_a_broker_restart() {
+    let mut b = Broker::start("resend");
+    b.ok(&["topics", "create", "r"]);
+    let mut child = b
+        .cmd(&["produce", "--topic", "r", "--producer-name", "pump-7"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = stdout_lines(&mut child);
+    stdin.write_all(b"one\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(lines.recv_timeout(WAIT).unwrap(), "partition 0 offset 0");
+    // The broker restarts under the producer: its connection is gone, so the next batch is
+    // sent again on a new one, and stored once.
+    b.restart();
+    stdin.write_all(b"two\nthree\n").unwrap();
+    drop(stdin);
+    let rest: Vec<String> = lines.iter().collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(covered(&rest.join("\n")), [1, 2], "{rest:?}");
+    assert!(
+        stderr.contains("sending the batch again in 100 ms, on a new connection"),
+        "{stderr}"
+    );
+    assert_eq!(
+        b.ok(&["consume", "--topic", "r", "--count", "3"]),
+        "one\ntwo\nthree\n"
+    );
+}
+
+#[test]
+fn pipe_stops_cleanly_on_sigterm() {
+    let b = Broker::start("pipe-signal");
+    b.ok(&["topics", "create", "in"]);
+    b.ok(&["topics", "create", "out"]);
+    produce_each(&b, "in", 0, &["x", "y", "z"]);
+    let child = b
+        .cmd(&[
+            "pipe",
+            "--group",
+            "m",
+            "--from",
+            "in",
+            "--to",
+            "out",
+            "--semantics",
+            "exactly-once",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Running (no --idle-exit-ms) once the copies are there.
+    let deadline = Instant::now() + WAIT;
+    while b.ok(&["consume", "--topic", "out", "--idle-exit-ms", "100"]) != "x\ny\nz\n" {
+        assert!(Instant::now() < deadline, "pipe copied nothing");
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(WAIT)
+        .expect("pipe exits on SIGTERM")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "piped 3 records from in to out (exactly-once)\n"
+    );
+    assert_eq!(committed(&b, "m"), [("in".into(), 0, Some(3))]);
 }
