@@ -253,6 +253,8 @@ fn cause(e: &Failed) -> String {
 /// Counters of one run, printed at the end.
 #[derive(Default)]
 struct Stats {
+    /// Polls that returned records.
+    rounds: u64,
     inputs: u64,
     outputs: u64,
     skipped: u64,
@@ -288,9 +290,11 @@ impl<'a> Worker<'a> {
         }
         let s = &w.stats;
         println!(
-            "squares: done: {} input records committed; this run: {} inputs, {} outputs, {} \
-             skipped, {} reconnects, {} retried writes answered as duplicates, {} outputs lost",
+            "squares: done: {} input records committed; this run: {} rounds, {} inputs, {} \
+             outputs, {} skipped, {} reconnects, {} retried writes answered as duplicates, {} \
+             outputs lost",
             w.committed(),
+            s.rounds,
             s.inputs,
             s.outputs,
             s.skipped,
@@ -438,6 +442,7 @@ impl<'a> Worker<'a> {
         if polled.is_empty() {
             return Ok(());
         }
+        self.stats.rounds += 1;
         // 2. Compute: the outputs of each partition, in input order.
         let outputs = self.squares(&polled);
         // 3. Write the outputs and commit, per the semantics.
