@@ -84,13 +84,17 @@ test: test-tools kafka venv
 # Storage alone (durable appends vs the disk's raw limit), then the broker end to end through
 # the protocol (issue 4's workloads: W=1000 unacked, acks=durable, a broker it starts itself),
 # then the forwarder's backlog drain to a local Kafka vs confluent-kafka's own transactional
-# producer (issue 6; OUTPOST_BENCH_FWD_* variables, see benches/forward.rs).
+# producer (issue 6; OUTPOST_BENCH_FWD_* variables, see benches/forward.rs); then the squares
+# pipeline (examples/squares.rs) draining 200,000 records exactly once vs at least once
+# (OUTPOST_BENCH_PIPE_* variables, see benches/pipeline.rs).
 bench: kafka venv
 	$(CARGO) bench --bench storage -- $(BENCH_ARGS)
 	$(CARGO) build --release
 	$(TARGET_DIR)/release/outpost bench --records 1000000 --record-bytes 100 --window 1000 --acks durable
 	$(TARGET_DIR)/release/outpost bench --records 200000 --record-bytes 1024 --window 1000 --acks durable
 	$(CARGO) bench --bench forward
+	$(CARGO) build --release --example squares
+	$(CARGO) bench --bench pipeline
 
 # Kafka jars + log4j2.xml into $(OUTPOST_KAFKA_HOME); does nothing when already there.
 kafka:
