@@ -185,7 +185,7 @@ fn run(semantics: Semantics, salt: u64) {
     let started = Instant::now();
 
     let dir = TempDir::new(&format!("semantics-{salt}"));
-    let board = dir.board("1 MiB", "16 MiB", "128 KiB", "64 KiB");
+    let board = dir.board("1 MiB", "16 MiB", "256 KiB", "64 KiB");
     let config = config(&dir);
     let mut broker = Broker::start(&board, &dir.data(), &config, free_port());
     let addr = broker.addr.clone();
@@ -661,7 +661,9 @@ impl Broker {
             attempts += 1;
             match Broker::try_start(board, data, config, port) {
                 Ok(b) => return b,
-                Err(_) if attempts < 20 => std::thread::sleep(Duration::from_millis(100)),
+                Err(log) if attempts < 20 && log.contains("in use") => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 Err(log) => panic!("outpost serve did not start on port {port}:\n{log}"),
             }
         }
