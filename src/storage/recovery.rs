@@ -240,6 +240,7 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         }
         live.reverse();
         let oldest = live.first().map_or(newest, |h| h.seq);
+        let mut holes = Vec::new();
         for m in missing.into_iter().rev() {
             if m > oldest {
                 self.damage(DamageAt {
@@ -248,12 +249,18 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     pos: 0,
                     reason: "segment header destroyed between live segments".into(),
                 })?;
+                holes.push(m);
             }
         }
 
         // Destroyed newest headers: a slot after the newest segment whose first batch is
         // intact under that slot's next sequence held that segment, so its header rotted.
         self.check_lost_newest(newest, &headers)?;
+        // Damage lets offsets jump forward only in the log after it, where the scan passes it
+        // (below): a destroyed header must not excuse a jump in a segment before it. (It did,
+        // and the state then depended on damage that the writer's next roll erases, so a later
+        // recovery contradicted the checkpoints written from this one.)
+        self.skipped = false;
 
         // 3. Scan each live segment in order. The oldest segment of a full ring is the next to
         //    be reclaimed: damage inside its first erase block may be that reclaim's erase cut
@@ -266,6 +273,9 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         let mut head = None;
         let mut dropped_slot = None;
         for (i, h) in live.iter().enumerate() {
+            if holes.iter().any(|m| *m < h.seq) {
+                self.skipped = true;
+            }
             let next = live.get(i + 1);
             let seg = if let Some(next) = next {
                 let known_end = (next.seq == h.seq.next()
