@@ -1,7 +1,8 @@
 //! Deterministic fuzz of every decoder (DESIGN.md, "How we know": fuzzing of every decoder with
 //! zero panics), run by `make test`. The long, coverage-guided runs are the cargo-fuzz targets
 //! in `fuzz/` (`make fuzz`); this test feeds the same targets (`fuzz/src/lib.rs`, included
-//! below, holds the checks) inputs built from valid encodings and mutated by a seeded PRNG:
+//! below, holds the checks) inputs built from valid encodings (of every batch kind, `Atomic`
+//! included, and ring images that hold every kind) and mutated by a seeded PRNG:
 //! bit flips, byte sets, truncations, extensions, insertions, deletions, length-field tweaks,
 //! with or without the CRCs recomputed afterwards.
 //!
@@ -21,10 +22,12 @@ use std::time::Instant;
 
 use harness::Rng;
 use outpost::storage::format::{
-    BATCH_HEADER_BYTES, BatchHeader, BatchKind, Checkpoint, FLAG_LAST_IN_GROUP, MetaOp,
-    PREV_END_NONE, Record, SegmentHeader, encode_meta_body, salted_crc,
+    AtomicPartIn, BATCH_HEADER_BYTES, BatchHeader, BatchKind, Checkpoint, FLAG_LAST_IN_GROUP,
+    MetaOp, PREV_END_NONE, Record, SegmentHeader, encode_atomic_body, encode_meta_body, salted_crc,
 };
-use outpost::storage::{GroupSeq, Offset, PartitionId, SegmentSeq};
+use outpost::storage::{
+    GroupSeq, Offset, PartitionId, ProducerEpoch, ProducerId, SegmentSeq, Sequence,
+};
 
 const BASE_SEED: u64 = 0x6f75_7470_6f73_7431; // "outpost1"
 
@@ -333,6 +336,73 @@ fn meta_enc(ops: &[MetaOp]) -> Enc {
     e
 }
 
+/// An `Atomic` body (FORMAT.md 2.10) field by field: 0 to 3 parts of 0 to 4 records (an empty
+/// part is malformed, which the decoders must survive too), then metadata operations. Returns
+/// the encoding, the records in all, and what the header rule puts in `partition` and
+/// `base_offset`.
+fn atomic_enc(rng: &mut Rng) -> (Enc, u32, PartitionId, Offset) {
+    let producer = ProducerId(rng.edgy());
+    let epoch = ProducerEpoch(rng.edgy() as u16);
+    let parts: Vec<(PartitionId, Offset, Sequence, Vec<Record>)> = (0..rng.upto(3))
+        .map(|_| {
+            let partition = PartitionId(if rng.chance(1, 2) {
+                rng.below(8) as u32
+            } else {
+                rng.edgy() as u32
+            });
+            let records = (0..rng.upto(4)).map(|_| some_record(rng)).collect();
+            (
+                partition,
+                Offset(rng.edgy()),
+                Sequence(rng.edgy() as u32),
+                records,
+            )
+        })
+        .collect();
+    let ops = some_meta_ops(rng);
+    let mut e = Enc::default();
+    e.int(producer.0, 8);
+    e.int(u64::from(epoch.0), 2);
+    e.int(parts.len() as u64, 2);
+    let mut total = 0u32;
+    for (partition, base, seq, records) in &parts {
+        e.int(u64::from(partition.0), 4);
+        e.int(base.0, 8);
+        e.int(u64::from(seq.0), 4);
+        e.int(records.len() as u64, 4);
+        let mut r = Enc::default();
+        for rec in records {
+            r.append(record_enc(rec));
+        }
+        e.int(r.b.len() as u64, 4);
+        e.append(r);
+        total = total.wrapping_add(records.len() as u32);
+    }
+    e.append(meta_enc(&ops));
+    let ins: Vec<AtomicPartIn<'_>> = parts
+        .iter()
+        .map(
+            |(partition, base_offset, first_seq, records)| AtomicPartIn {
+                partition: *partition,
+                base_offset: *base_offset,
+                first_seq: *first_seq,
+                records,
+            },
+        )
+        .collect();
+    let mut check = Vec::new();
+    encode_atomic_body(producer, epoch, &ins, &ops, &mut check);
+    assert_eq!(
+        check, e.b,
+        "the test's atomic encoder drifted from the library's"
+    );
+    let (partition, base) = match parts.as_slice() {
+        [(p, base, _, _)] => (*p, *base),
+        _ => (PartitionId::NONE, Offset(0)),
+    };
+    (e, total, partition, base)
+}
+
 fn some_checkpoint(rng: &mut Rng) -> Checkpoint {
     Checkpoint {
         partitions: (0..rng.upto(5))
@@ -534,7 +604,10 @@ fn make_segment_header(rng: &mut Rng) -> Vec<u8> {
 
 fn make_batch(rng: &mut Rng) -> Vec<u8> {
     let seq = some_seq(rng);
-    let (kind, body, count) = match rng.below(3) {
+    // The header rule of an `Atomic` batch (partition and base offset of its only part), kept
+    // most of the time; other kinds get random values.
+    let mut rule = None;
+    let (kind, body, count) = match rng.below(4) {
         0 => {
             let (e, n) = records_body(rng);
             (BatchKind::Records, e, n)
@@ -543,11 +616,16 @@ fn make_batch(rng: &mut Rng) -> Vec<u8> {
             let ops = some_meta_ops(rng);
             (BatchKind::Meta, meta_enc(&ops), ops.len() as u32)
         }
-        _ => (
+        2 => (
             BatchKind::Checkpoint,
             checkpoint_enc(&some_checkpoint(rng)),
             0,
         ),
+        _ => {
+            let (e, n, partition, base) = atomic_enc(rng);
+            rule = rng.chance(3, 4).then_some((partition, base));
+            (BatchKind::Atomic, e, n)
+        }
     };
     let h = BatchHeader {
         body_bytes: body.b.len() as u32,
@@ -557,17 +635,22 @@ fn make_batch(rng: &mut Rng) -> Vec<u8> {
         } else {
             0
         },
-        partition: PartitionId(if rng.chance(1, 3) {
-            u32::MAX
-        } else {
-            rng.edgy() as u32
-        }),
+        partition: rule.map_or_else(
+            || {
+                PartitionId(if rng.chance(1, 3) {
+                    u32::MAX
+                } else {
+                    rng.edgy() as u32
+                })
+            },
+            |r| r.0,
+        ),
         record_count: if rng.chance(3, 4) {
             count
         } else {
             rng.edgy() as u32
         },
-        base_offset: Offset(rng.edgy()),
+        base_offset: rule.map_or_else(|| Offset(rng.edgy()), |r| r.1),
         group: GroupSeq(rng.edgy()),
         body_crc: salted_crc(seq, &[&body.b]),
     };
@@ -637,8 +720,9 @@ fn make_meta_checkpoint(rng: &mut Rng) -> Vec<u8> {
         0 => {
             return rng.some_bytes(64);
         }
-        1..=4 => meta_enc(&some_meta_ops(rng)),
-        _ => checkpoint_enc(&some_checkpoint(rng)),
+        1..=3 => meta_enc(&some_meta_ops(rng)),
+        4..=6 => checkpoint_enc(&some_checkpoint(rng)),
+        _ => atomic_enc(rng).0,
     };
     let mut b = e.b;
     if rng.chance(4, 5) {
@@ -721,9 +805,67 @@ fn segment_header() {
     );
 }
 
+/// Whether a `batch` input is an `Atomic` batch as the target sees it (after the CRC fix-ups
+/// its flags ask for), and whether its body reaches the `Atomic` decoders (valid CRCs, the
+/// body as long as the header says).
+fn atomic_batch(input: &[u8]) -> (bool, bool) {
+    let Some(&flags) = input.first() else {
+        return (false, false);
+    };
+    let mut seq = [0u8; 8];
+    let seq_bytes = &input[1..input.len().min(9)];
+    seq[..seq_bytes.len()].copy_from_slice(seq_bytes);
+    let seq = SegmentSeq(if flags & 16 != 0 {
+        u64::from(seq[0])
+    } else {
+        u64::from_le_bytes(seq)
+    });
+    let start = if flags & 8 != 0 { 9 } else { 13 };
+    let mut b = input.get(start..).unwrap_or_default().to_vec();
+    if b.len() >= BATCH_HEADER_BYTES {
+        if flags & 1 != 0 {
+            let n = (b.len() - BATCH_HEADER_BYTES) as u32;
+            b[0..4].copy_from_slice(&n.to_le_bytes());
+        }
+        if flags & 2 != 0 {
+            harness::fix_body_crc(&mut b, seq);
+        }
+        if flags & 4 != 0 {
+            harness::fix_header_crc(&mut b, seq);
+        }
+    }
+    let atomic = b.get(4) == Some(&(BatchKind::Atomic as u8));
+    let reached = BatchHeader::decode(&b, seq, u64::MAX).is_ok_and(|h| {
+        let body = &b[BATCH_HEADER_BYTES..];
+        h.kind == BatchKind::Atomic
+            && body.len() >= h.body_bytes as usize
+            && h.check_body(seq, &body[..h.body_bytes as usize]).is_ok()
+    });
+    (atomic, reached)
+}
+
 #[test]
 fn batch() {
-    run_family("batch", scaled(30_000), make_batch, harness::fuzz_batch);
+    let atomic = std::sync::Mutex::new((0u64, 0u64));
+    let n = run_family("batch", scaled(30_000), make_batch, |input| {
+        harness::fuzz_batch(input);
+        let (is, reached) = atomic_batch(input);
+        let mut c = atomic.lock().unwrap_or_else(|e| e.into_inner());
+        c.0 += u64::from(is);
+        c.1 += u64::from(reached);
+    });
+    let (atomic, reached) = atomic.into_inner().unwrap_or_else(|e| e.into_inner());
+    println!(
+        "decoder_fuzz: batch: {atomic} Atomic batches, {reached} of them reaching the body \
+         decoders"
+    );
+    if n == scaled(30_000) {
+        assert!(atomic >= n / 8, "too few Atomic batches: {atomic} of {n}");
+        assert!(
+            reached >= n / 20,
+            "too few Atomic bodies decoded: {reached} of {n}"
+        );
+    }
 }
 
 #[test]
@@ -757,6 +899,20 @@ fn recovery() {
         setups.len(),
         start.elapsed()
     );
+    // The images hold `Atomic` batches (kind 4) for the mutations to hit, in every geometry.
+    for s in setups {
+        let atomic = s
+            .images
+            .iter()
+            .flat_map(|i| i.batches.iter().map(move |b| (i, b)))
+            .filter(|(i, b)| i.bytes[b.at + 4] == BatchKind::Atomic as u8)
+            .count();
+        println!(
+            "decoder_fuzz: recovery: setup {}: {atomic} Atomic batches",
+            s.name
+        );
+        assert!(atomic >= 4, "setup {}: {atomic} Atomic batches", s.name);
+    }
     let counts = std::sync::Mutex::new([0u64; 7]);
     run_family("recovery", scaled(2_400), make_recovery, |input| {
         let o = harness::run_recovery_case(input[0], input[1], &input[2..]);

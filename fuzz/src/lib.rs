@@ -20,15 +20,18 @@ use std::sync::OnceLock;
 use outpost::config::{DEFAULT_CONFIG_TEXT, Overrides, embedded_boards, parse_board, parse_config};
 use outpost::storage::flash::{ERASED_BYTE, Geometry, SimFlash};
 use outpost::storage::format::{
-    BATCH_HEADER_BYTES, BatchError, BatchHeader, BatchKind, CRC32C, Checkpoint, HeaderError,
-    RecordIter, SEGMENT_HEADER_BYTES, SegmentHeader, align_up, decode_checkpoint_body,
-    decode_meta_body, encode_checkpoint_body, encode_meta_body, first_batch_pos, salted_crc,
+    ATOMIC_HEAD_BYTES, ATOMIC_PART_HEAD_BYTES, AtomicPartIn, BATCH_HEADER_BYTES, BatchError,
+    BatchHeader, BatchKind, CRC32C, Checkpoint, HeaderError, RecordIter, SEGMENT_HEADER_BYTES,
+    SegmentHeader, align_up, atomic_body_bytes, decode_atomic_body, decode_checkpoint_body,
+    decode_meta_body, encode_atomic_body, encode_checkpoint_body, encode_meta_body,
+    first_batch_pos, salted_crc,
 };
-use outpost::storage::meta::MetaState;
+use outpost::storage::meta::{MetaState, namespace};
+use outpost::storage::producer;
 use outpost::storage::recovery::{Mode, RecoveryReport, recover};
 use outpost::storage::{
-    AppendBody, CorruptionPolicy, FullPolicy, MetaOp, Offset, OpenError, PartitionId, Record, Ring,
-    RingConfig, SegmentSeq,
+    AppendBody, AtomicPartBody, CorruptionPolicy, FullPolicy, MetaOp, Offset, OpenError,
+    PartitionId, ProducerEpoch, ProducerId, Record, Ring, RingConfig, SegmentSeq, Sequence,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -226,17 +229,55 @@ pub fn check_batch(b: &[u8], seq: SegmentSeq, body_bytes_max: u64) {
     }
 }
 
-/// An `Atomic` body: decoding never panics; a decoded body's parts lie inside it, and its
-/// records and operations decode (or fail) without panicking.
-fn check_atomic_body(body: &[u8]) {
-    if let Ok(view) = outpost::storage::format::decode_atomic_body(body) {
-        let mut inside = 12usize;
-        for p in &view.parts {
-            inside += 24 + p.records.len();
-            check_records(p.records, p.record_count);
+/// An `Atomic` body (`decode_atomic_body`): decoding never panics and allocates at most what
+/// the input could hold; a decoded body's parts lie inside it, back to back, and its records
+/// and operations decode (or fail) without panicking; a body whose every part holds exactly
+/// its records and whose operations decode re-encodes (`encode_atomic_body`) to the same bytes.
+pub fn check_atomic_body(body: &[u8]) {
+    match decode_atomic_body(body) {
+        Ok(view) => {
+            assert!(view.parts.len() <= body.len() / ATOMIC_PART_HEAD_BYTES);
+            let mut inside = ATOMIC_HEAD_BYTES;
+            let mut decoded = Vec::with_capacity(view.parts.len());
+            for p in &view.parts {
+                inside += ATOMIC_PART_HEAD_BYTES + p.records.len();
+                check_records(p.records, p.record_count);
+                let mut it = RecordIter::new(p.records, p.record_count);
+                let records: Result<Vec<Record>, _> = it.by_ref().collect();
+                match records {
+                    Ok(r) if it.finished_cleanly() => decoded.push(r),
+                    _ => {}
+                }
+            }
+            assert_eq!(inside + view.meta.len(), body.len());
+            check_meta_body(view.meta);
+            let ops = decode_meta_body(view.meta);
+            if let (true, Ok(ops)) = (decoded.len() == view.parts.len(), ops) {
+                let parts: Vec<AtomicPartIn<'_>> = view
+                    .parts
+                    .iter()
+                    .zip(&decoded)
+                    .map(|(p, records)| AtomicPartIn {
+                        partition: p.partition,
+                        base_offset: p.base_offset,
+                        first_seq: p.first_seq,
+                        records,
+                    })
+                    .collect();
+                let mut enc = Vec::new();
+                encode_atomic_body(view.producer, view.epoch, &parts, &ops, &mut enc);
+                assert_eq!(enc, body, "atomic body re-encoding");
+                let mut meta = Vec::new();
+                encode_meta_body(&ops, &mut meta);
+                assert_eq!(
+                    atomic_body_bytes(&parts, meta.len() as u64),
+                    body.len() as u64
+                );
+            }
         }
-        assert_eq!(inside + view.meta.len(), body.len());
-        check_meta_body(view.meta);
+        Err(e) => {
+            let _ = e.to_string();
+        }
     }
 }
 
@@ -443,10 +484,11 @@ pub fn check_checkpoint_body(b: &[u8]) {
     }
 }
 
-/// Input: a body, decoded both as a metadata body and as a checkpoint body.
+/// Input: a body, decoded as a metadata body, as a checkpoint body and as an `Atomic` body.
 pub fn fuzz_meta_checkpoint(data: &[u8]) {
     check_meta_body(data);
     check_checkpoint_body(data);
+    check_atomic_body(data);
 }
 
 /// Encodes a checkpoint (for the deterministic fuzz's generators).
@@ -525,13 +567,13 @@ pub fn setups() -> &'static [Setup] {
     SETUPS.get_or_init(|| {
         vec![
             // 6 segments of 4 KiB, 64-byte program unit.
-            build_setup("u64", ring_config(512, 64, 4096, 6, 1024, 512, 256, 4, 256)),
+            build_setup("u64", ring_config(512, 64, 4096, 6, 1280, 512, 512, 4, 256)),
             // 4 segments of 2 KiB, 16-byte program unit, a read chunk barely above a header.
-            build_setup("u16", ring_config(256, 16, 2048, 4, 768, 256, 128, 3, 64)),
+            build_setup("u16", ring_config(256, 16, 2048, 4, 768, 256, 384, 3, 64)),
             // 4 segments of 8 KiB, 1 KiB program unit (the first batch is not at byte 64).
             build_setup(
                 "u1k",
-                ring_config(1024, 1024, 8192, 4, 4096, 1024, 256, 4, 1024),
+                ring_config(1024, 1024, 8192, 4, 4096, 1024, 512, 4, 1024),
             ),
         ]
     })
@@ -572,11 +614,72 @@ fn meta_ops(i: u64) -> Vec<MetaOp> {
     }
 }
 
-/// Writes `groups` groups (records over all partitions, some metadata) and syncs each.
+/// The idempotent producer of the images: initialised once per ring (a `Meta` batch).
+fn fuzz_producer(ring: &mut Ring<SimFlash>) -> (ProducerId, ProducerEpoch) {
+    let meta = ring.meta();
+    if let Some(pid) = producer::id_of(meta, b"fuzz")
+        && let Some(p) = producer::producer(meta, pid)
+    {
+        return (pid, p.epoch);
+    }
+    let g = ring
+        .write_group(&[AppendBody::InitProducer { name: b"fuzz" }])
+        .expect("init on a fresh sim flash");
+    ring.sync().expect("sync on a fresh sim flash");
+    match g.results.first() {
+        Some(Ok(a)) => a.producer.expect("an init answers with the producer"),
+        other => panic!("init refused on a fresh ring: {other:?}"),
+    }
+}
+
+/// The parts of the atomic write of group `g`: one or two partitions, the producer's next
+/// sequences, one record each.
+fn atomic_parts(ring: &Ring<SimFlash>, cfg: &RingConfig, g: u64) -> Vec<AtomicPartBody> {
+    let (pid, epoch) = {
+        let meta = ring.meta();
+        let pid = producer::id_of(meta, b"fuzz").expect("the producer was initialised");
+        let epoch = producer::producer(meta, pid).map_or(ProducerEpoch(0), |p| p.epoch);
+        (pid, epoch)
+    };
+    let n = u64::from(cfg.partitions_max);
+    let partitions = if g.is_multiple_of(2) && n > 1 {
+        vec![g % n, (g + 1) % n]
+    } else {
+        vec![(g + 1) % n]
+    };
+    partitions
+        .into_iter()
+        .map(|p| {
+            let partition = PartitionId(p as u32);
+            let next = producer::seq_state(ring.meta(), pid, partition)
+                .filter(|s| s.epoch == epoch)
+                .map_or(0, |s| s.next_seq());
+            AtomicPartBody {
+                partition,
+                first_seq: Sequence(next as u32),
+                records: vec![sample_record(g * 3 + 2)],
+            }
+        })
+        .collect()
+}
+
+/// Writes `groups` groups (records over all partitions, some metadata, and every third group
+/// an idempotent producer's `Atomic` batch, sometimes with an operation) and syncs each.
 fn write_groups(ring: &mut Ring<SimFlash>, cfg: &RingConfig, from: u64, groups: u64, sync: bool) {
+    let (pid, epoch) = fuzz_producer(ring);
     for g in from..from + groups {
         let recs: Vec<Record> = (0..1 + g % 2).map(|j| sample_record(g * 3 + j)).collect();
         let ops = meta_ops(g);
+        let parts = atomic_parts(ring, cfg, g);
+        let atomic_ops = if g.is_multiple_of(6) {
+            vec![MetaOp::Put {
+                namespace: namespace::GROUP_OFFSETS,
+                key: format!("g{}", g % 3).into_bytes(),
+                value: g.to_le_bytes().to_vec(),
+            }]
+        } else {
+            vec![]
+        };
         let p = PartitionId((g % u64::from(cfg.partitions_max)) as u32);
         let mut appends = vec![AppendBody::Records {
             partition: p,
@@ -584,6 +687,14 @@ fn write_groups(ring: &mut Ring<SimFlash>, cfg: &RingConfig, from: u64, groups: 
         }];
         if g.is_multiple_of(4) {
             appends.push(AppendBody::Meta(&ops));
+        }
+        if g % 3 == 1 {
+            appends.push(AppendBody::Atomic {
+                producer: pid,
+                epoch,
+                parts: &parts,
+                meta: &atomic_ops,
+            });
         }
         let mut rest = &appends[..];
         while !rest.is_empty() {
