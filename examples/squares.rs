@@ -571,6 +571,10 @@ impl<'a> Worker<'a> {
                         // The earlier attempt had landed: its offsets came back, nothing new
                         // was stored.
                         self.stats.duplicates_answered += 1;
+                        eprintln!(
+                            "squares: the resent atomic write had been stored already: \
+                             answered as a duplicate, nothing stored twice"
+                        );
                     }
                     self.stats.outputs += count;
                     return Ok(());
