@@ -21,6 +21,14 @@
 //! `INPUTS / (2 × KILLS)` inputs (the kills spread over the whole input on any machine).
 //! `OUTPOST_SEMANTICS_SEED=<n>` replays a run's delays (timing itself varies).
 //!
+//! The same three checks again with one worker process whose connections the fault proxy
+//! (`support/proxy.rs`) resets after a random number of response bytes, up to [`CUTS`] times:
+//! the worker reconnects and goes on; exactly once, a write stored whose answer was cut is
+//! resent and answered as a duplicate (counted and printed).
+//!
+//! And a regression test of `GroupConsumer::poll` (a poll cut by a lost connection must not
+//! move the positions of the records it dropped).
+//!
 //! The worker binary is `target/<profile>/examples/squares`: `cargo test` builds examples;
 //! with only `--test semantics_crash` the test builds it itself when it is missing or older
 //! than its source.
