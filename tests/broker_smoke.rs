@@ -157,8 +157,12 @@ impl Server {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50));
-                let lines = self.stderr.try_iter().collect();
+                // Until the stderr reader hits end of file (its channel closes), which can
+                // come after the exit: a fixed sleep lost the last lines on a loaded machine.
+                let mut lines = Vec::new();
+                while let Ok(line) = self.stderr.recv_timeout(WAIT) {
+                    lines.push(line);
+                }
                 return (status.code().expect("exited by a signal"), lines);
             }
             if Instant::now() > deadline {

@@ -168,8 +168,11 @@ impl Server {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Collect the rest of stderr for the messages below.
-                self.seen.extend(self.lines.try_iter());
+                // Collect the rest of stderr for the messages below: until the reader thread
+                // hits end of file (the channel closes), which can come after the exit.
+                while let Ok(line) = self.lines.recv_timeout(WAIT) {
+                    self.seen.push(line);
+                }
                 let stopped = self.seen.iter().any(|l| l.contains("stopped cleanly"));
                 assert!(stopped, "no clean stop logged:\n{}", self.seen.join("\n"));
                 return status.code().expect("exited by a signal, not by itself");

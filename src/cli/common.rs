@@ -13,7 +13,6 @@ use signal_hook::iterator::{Handle, Signals};
 use super::CliError;
 use crate::client::{self, Client, ClientError};
 use crate::config::{self, Overrides, Settings};
-use crate::protocol::ErrorCode;
 use crate::storage::flash::Geometry;
 
 /// The ring file's name inside the data directory.
@@ -228,19 +227,6 @@ pub const SESSION_TIMEOUT_MS: u32 = 10_000;
 /// or a stop signal is noticed, and how long records of one partition wait while another is
 /// long-polled.
 pub const GROUP_WAIT_MS: u32 = 500;
-
-/// Whether a group error means "the group rebalanced or fenced this member": a member
-/// (`--join`) rejoins at its next poll and goes on from the committed offsets.
-pub fn is_rebalance(e: &ClientError) -> bool {
-    matches!(
-        e.code(),
-        Some(
-            ErrorCode::RebalanceInProgress
-                | ErrorCode::IllegalGeneration
-                | ErrorCode::UnknownMemberId
-        )
-    )
-}
 
 /// How long a command that stops after `idle_exit_ms` without a new record may long-poll now
 /// (`idle_since`: the start, or the last record), at most `cap`.

@@ -271,7 +271,7 @@ async fn consume_group(args: &Args, group: &str, client: &Client) -> Result<i32,
         let polled = match consumer.poll(client, wait_ms).await {
             Ok(p) => p,
             // A member goes on: the next poll rejoins from the committed offsets.
-            Err(e) if args.join && common::is_rebalance(&e) => continue,
+            Err(e) if args.join && e.is_rebalance() => continue,
             Err(e) => break Err(fail(e)),
         };
         if polled.is_empty() {
@@ -304,7 +304,7 @@ async fn consume_group(args: &Args, group: &str, client: &Client) -> Result<i32,
             Ok(()) => {}
             // The partitions moved on: their next owner gets these records again (at least
             // once), and this member rejoins at its next poll.
-            Err(e) if args.join && common::is_rebalance(&e) => {}
+            Err(e) if args.join && e.is_rebalance() => {}
             Err(e) => break Err(fail(e)),
         }
         if let Some(e) = write_error {

@@ -157,7 +157,7 @@ async fn pipe(args: &Args, client: &Client) -> Result<i32, CliError> {
         let polled = match consumer.poll(client, wait_ms).await {
             Ok(p) => p,
             // A member goes on: the next poll rejoins from the committed offsets.
-            Err(e) if args.join && common::is_rebalance(&e) => continue,
+            Err(e) if args.join && e.is_rebalance() => continue,
             Err(e) => break Err(fail(e)),
         };
         if polled.is_empty() {
@@ -186,7 +186,7 @@ async fn pipe(args: &Args, client: &Client) -> Result<i32, CliError> {
             // Rebalanced under us: exactly-once stored nothing of this step; at-least-once
             // stored the copies, and the partitions' next owner copies them again. This member
             // rejoins at its next poll.
-            Err(e) if args.join && common::is_rebalance(&e) => {
+            Err(e) if args.join && e.is_rebalance() => {
                 if semantics == Semantics::AtLeastOnce {
                     copied += n;
                 }

@@ -147,19 +147,6 @@ pub struct GroupConsumer {
     producer: Option<IdempotentProducer>,
 }
 
-/// Whether a group error means "join again" (a rebalance, or this member's generation is
-/// gone).
-fn is_rebalance(e: &ClientError) -> bool {
-    matches!(
-        e.code(),
-        Some(
-            ErrorCode::RebalanceInProgress
-                | ErrorCode::IllegalGeneration
-                | ErrorCode::UnknownMemberId
-        )
-    )
-}
-
 impl GroupConsumer {
     /// Joins (or assigns), initialises the producer for exactly-once, and positions every
     /// partition at its committed offset (or per the reset policy).
@@ -285,7 +272,7 @@ impl GroupConsumer {
                 self.last_heartbeat = Instant::now();
                 Ok(())
             }
-            Err(e) if is_rebalance(&e) => {
+            Err(e) if e.is_rebalance() => {
                 self.rejoin = true;
                 Ok(())
             }
@@ -390,7 +377,7 @@ impl GroupConsumer {
             .commit_offsets(&self.cfg.group, member, &self.offsets())
             .await
         {
-            Err(e) if is_rebalance(&e) => {
+            Err(e) if e.is_rebalance() => {
                 self.rejoin = true;
                 Err(e)
             }
@@ -423,7 +410,7 @@ impl GroupConsumer {
         };
         let outputs: Vec<_> = outputs.into_iter().filter(|o| !o.2.is_empty()).collect();
         match producer.send_atomic(client, outputs, Some(&commit)).await {
-            Err(e) if is_rebalance(&e) => {
+            Err(e) if e.is_rebalance() => {
                 self.rejoin = true;
                 Err(e)
             }

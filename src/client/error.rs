@@ -56,6 +56,20 @@ impl ClientError {
             ClientError::Server { .. } | ClientError::TooLarge { .. }
         )
     }
+
+    /// Whether a group call was refused because the group rebalanced or fenced this member
+    /// (`REBALANCE_IN_PROGRESS`, `ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`): join again and go
+    /// on from the committed offsets.
+    pub fn is_rebalance(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                ErrorCode::RebalanceInProgress
+                    | ErrorCode::IllegalGeneration
+                    | ErrorCode::UnknownMemberId
+            )
+        )
+    }
 }
 
 impl fmt::Display for ClientError {

@@ -15,6 +15,19 @@ use crate::protocol::messages::{
 };
 use crate::protocol::{Kind, Seq};
 
+/// Offsets to commit in wire form (borrowing them).
+pub(super) fn wire_offsets(offsets: &[OffsetToCommit]) -> Vec<OffsetCommit<'_>> {
+    offsets
+        .iter()
+        .map(|o| OffsetCommit {
+            topic: &o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            metadata: &o.metadata,
+        })
+        .collect()
+}
+
 fn partitions(
     kind: Kind,
     s: Seq<'_, GroupPartition<'_>>,
@@ -112,15 +125,7 @@ impl Client {
         offsets: &[OffsetToCommit],
     ) -> Result<(), ClientError> {
         let kind = Kind::CommitOffsets;
-        let wire: Vec<OffsetCommit<'_>> = offsets
-            .iter()
-            .map(|o| OffsetCommit {
-                topic: &o.topic,
-                partition: o.partition,
-                offset: o.offset,
-                metadata: &o.metadata,
-            })
-            .collect();
+        let wire = wire_offsets(offsets);
         let req = CommitOffsetsRequest {
             group,
             member: member.map(|m| m.0),

@@ -88,9 +88,9 @@ pub use self::types::{
 use crate::protocol::body::{BodyError, Response, decode_response, encode_request};
 use crate::protocol::messages::{
     CreateTopicRequest, CreateTopicResponse, DescribeTopicRequest, DescribeTopicResponse, Empty,
-    FetchRequest, FetchResponse, ForwarderStatusResponse, Header, HelloRequest, HelloResponse,
+    FetchRequest, FetchResponse, ForwarderStatusResponse, HelloRequest, HelloResponse,
     ListOffsetsRequest, ListOffsetsResponse, ListTopicsResponse, ProduceRequest, ProduceResponse,
-    RecordIn, StatusResponse, WireAcks,
+    StatusResponse, WireAcks,
 };
 use crate::protocol::{HEADER_BYTES, Kind, Seq, VERSION};
 use crate::storage::{Acks, Record};
@@ -317,26 +317,8 @@ impl Client {
             Acks::Durable => WireAcks::Durable,
         };
         let frame = {
-            // Every record's headers, back to back; each RecordIn borrows its slice.
-            let headers: Vec<Header<'_>> = records
-                .iter()
-                .flat_map(|r| r.headers.iter())
-                .map(|(name, value)| Header { name, value })
-                .collect();
-            let mut at = 0;
-            let records_in: Vec<RecordIn<'_>> = records
-                .iter()
-                .map(|r| {
-                    let h = &headers[at..at + r.headers.len()];
-                    at += r.headers.len();
-                    RecordIn {
-                        timestamp_ms: r.timestamp_ms,
-                        key: r.key.as_deref(),
-                        value: &r.value,
-                        headers: Seq::Slice(h),
-                    }
-                })
-                .collect();
+            let headers = producer::headers_of(records);
+            let records_in = producer::records_in(records, &headers);
             let request = ProduceRequest {
                 topic,
                 partition,

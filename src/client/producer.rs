@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 
 use super::group_types::OffsetToCommit;
+use super::groups::wire_offsets;
 use super::types::Produced;
 use super::{Client, ClientError, answer, collect};
 use crate::protocol::messages::{
     AtomicCommit, AtomicOutput, AtomicWriteRequest, AtomicWriteResponse, Header,
-    InitProducerRequest, InitProducerResponse, OffsetCommit, ProduceIdempotentRequest,
-    ProduceIdempotentResponse, RecordIn,
+    InitProducerRequest, InitProducerResponse, ProduceIdempotentRequest, ProduceIdempotentResponse,
+    RecordIn,
 };
 use crate::protocol::{Kind, Seq};
 use crate::storage::Record;
@@ -56,7 +57,7 @@ pub struct AtomicWritten {
 }
 
 /// Every record's headers, back to back, for [`records_in`].
-fn headers_of(records: &[Record]) -> Vec<Header<'_>> {
+pub(super) fn headers_of(records: &[Record]) -> Vec<Header<'_>> {
     records
         .iter()
         .flat_map(|r| r.headers.iter())
@@ -65,7 +66,10 @@ fn headers_of(records: &[Record]) -> Vec<Header<'_>> {
 }
 
 /// Wire records borrowing `records` and their headers (`headers_of(records)`).
-fn records_in<'a>(records: &'a [Record], headers: &'a [Header<'a>]) -> Vec<RecordIn<'a>> {
+pub(super) fn records_in<'a>(
+    records: &'a [Record],
+    headers: &'a [Header<'a>],
+) -> Vec<RecordIn<'a>> {
     let mut at = 0;
     records
         .iter()
@@ -155,19 +159,7 @@ impl Client {
                 records: Seq::Slice(r),
             })
             .collect();
-        let offsets: Vec<OffsetCommit<'_>> = commit
-            .map(|c| {
-                c.offsets
-                    .iter()
-                    .map(|o| OffsetCommit {
-                        topic: &o.topic,
-                        partition: o.partition,
-                        offset: o.offset,
-                        metadata: &o.metadata,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let offsets = commit.map(|c| wire_offsets(&c.offsets)).unwrap_or_default();
         let req = AtomicWriteRequest {
             producer_id: producer.id,
             epoch: producer.epoch,

@@ -14,6 +14,7 @@ use super::conn::FrameReader;
 use super::*;
 use crate::protocol::ErrorCode;
 use crate::protocol::body::{decode_request, encode_error, encode_ok};
+use crate::protocol::messages::{Header, RecordIn};
 use crate::protocol::frame::FrameHeader;
 use crate::protocol::messages::{
     ForwardPartition as WireForwardPartition, PartitionStatus as WirePartitionStatus, RecordOut,

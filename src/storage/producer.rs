@@ -451,6 +451,11 @@ fn forget_ops(meta: &MetaState, pid: ProducerId, entry: &ProducerEntry, ops: &mu
         namespace: NS,
         key: producer_key(pid),
     });
+    forget_sequences(meta, pid, ops);
+}
+
+/// The operations that delete `pid`'s sequence state in every partition.
+fn forget_sequences(meta: &MetaState, pid: ProducerId, ops: &mut Vec<MetaOp>) {
     for (k, _) in meta.iter_prefix(NS, &seq_prefix(pid)) {
         ops.push(MetaOp::Delete {
             namespace: NS,
@@ -508,12 +513,7 @@ pub fn init(
     let current = id_of(meta, name).and_then(|pid| Some((pid, producer(meta, pid)?)));
     let (pid, epoch, expired) = match current {
         Some((pid, e)) if e.epoch.0 < u16::MAX => {
-            for (k, _) in meta.iter_prefix(NS, &seq_prefix(pid)) {
-                ops.push(MetaOp::Delete {
-                    namespace: NS,
-                    key: k.to_vec(),
-                });
-            }
+            forget_sequences(meta, pid, &mut ops);
             (pid, ProducerEpoch(e.epoch.0 + 1), None)
         }
         other => {

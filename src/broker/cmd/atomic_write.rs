@@ -15,6 +15,7 @@
 use super::commit_offsets::commit_ops;
 use super::group_common::{all, committer, group_failure, group_id};
 use super::produce::{check_batch_bytes, check_records, copy_records};
+use super::produce_idempotent::queue_in_turn;
 use super::{Ctx, Failure, append_failure, decode, partition, topic};
 use crate::broker::lane::Turn;
 use crate::groups::MemberId;
@@ -108,25 +109,10 @@ pub(crate) async fn apply<F: Flash>(
             (ops, entries)
         }
     };
-    let queued = ctx
-        .broker
-        .log()
-        .queue_atomic(
-            ProducerId(req.producer_id),
-            ProducerEpoch(req.epoch),
-            parts,
-            ops,
-        )
-        .await;
-    if let Some(t) = &mut turn {
-        t.release();
-    }
-    let a = queued
-        .map_err(|e| atomic_failure(&e))?
-        .wait()
+    let producer = (ProducerId(req.producer_id), ProducerEpoch(req.epoch));
+    let a = queue_in_turn(ctx, &mut turn, producer, parts, ops)
         .await
-        .map_err(|e| atomic_failure(&e))?
-        .ok_or_else(|| append_failure(&AppendError::Closed))?;
+        .map_err(|e| atomic_failure(&e))?;
     if !a.duplicate {
         // A retry's offsets were mirrored by the original (or loaded at start); a later
         // commit may have moved them on since.

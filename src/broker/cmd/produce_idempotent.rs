@@ -9,7 +9,9 @@ use crate::broker::lane::Turn;
 use crate::protocol::messages::{ProduceIdempotentRequest, ProduceIdempotentResponse};
 use crate::storage::flash::Flash;
 use crate::storage::format::{ATOMIC_HEAD_BYTES, ATOMIC_PART_HEAD_BYTES, BATCH_HEADER_BYTES};
-use crate::storage::{AtomicPartBody, ProducerEpoch, ProducerId, Sequence};
+use crate::storage::{
+    AppendError, Appended, AtomicPartBody, MetaOp, ProducerEpoch, ProducerId, Sequence,
+};
 
 pub(crate) async fn apply<F: Flash>(
     ctx: &Ctx<'_, F>,
@@ -32,29 +34,34 @@ pub(crate) async fn apply<F: Flash>(
     if let Some(t) = &turn {
         t.wait().await;
     }
-    let queued = ctx
-        .broker
-        .log()
-        .queue_atomic(
-            ProducerId(req.producer_id),
-            ProducerEpoch(req.epoch),
-            vec![part],
-            Vec::new(),
-        )
-        .await;
-    if let Some(t) = &mut turn {
-        t.release();
-    }
-    let appended = queued
-        .map_err(|e| append_failure(&e))?
-        .wait()
+    let producer = (ProducerId(req.producer_id), ProducerEpoch(req.epoch));
+    let a = queue_in_turn(ctx, &mut turn, producer, vec![part], Vec::new())
         .await
         .map_err(|e| append_failure(&e))?;
-    let a = appended.ok_or_else(|| append_failure(&crate::storage::AppendError::Closed))?;
     ctx.ok(&ProduceIdempotentResponse {
         partition: req.partition,
         base_offset: a.base_offset.0,
         count: a.record_count,
         duplicate: a.duplicate,
     })
+}
+
+/// Queues an atomic write (the caller waited for its `turn`), passes the turn on as soon as it
+/// is queued, then waits until it is durable. Shared with ATOMIC_WRITE.
+pub(crate) async fn queue_in_turn<F: Flash>(
+    ctx: &Ctx<'_, F>,
+    turn: &mut Option<Turn>,
+    (producer, epoch): (ProducerId, ProducerEpoch),
+    parts: Vec<AtomicPartBody>,
+    ops: Vec<MetaOp>,
+) -> Result<Appended, AppendError> {
+    let queued = ctx
+        .broker
+        .log()
+        .queue_atomic(producer, epoch, parts, ops)
+        .await;
+    if let Some(t) = turn {
+        t.release();
+    }
+    queued?.wait().await?.ok_or(AppendError::Closed)
 }
