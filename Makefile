@@ -50,14 +50,16 @@ help:
 	@echo "  make test    install what the tests need (rustfmt, clippy, Kafka, a venv), then fmt check,"
 	@echo "               clippy -D warnings, all tests"
 	@echo "  make bench   storage benchmark, broker benchmark (outpost bench), forwarder drain vs"
-	@echo "               confluent-kafka's transactional producer on a local Kafka; print tables"
+	@echo "               confluent-kafka's transactional producer on a local Kafka, the squares"
+	@echo "               pipeline exactly-once vs at-least-once; print tables"
 	@echo "  make kafka   assemble Apache Kafka $(KAFKA_VERSION) with mvn into $(OUTPOST_KAFKA_HOME)"
 	@echo "               (once; OUTPOST_CACHE_DIR moves the cache)"
 	@echo "  make venv    .venv with confluent-kafka (tools/py/requirements.txt)"
 	@echo "  make kafka-bench  confluent-kafka's transactional producer against a local Kafka:"
 	@echo "               $(TXN_BENCH_RECORDS) x $(TXN_BENCH_RECORD_BYTES) B, $(TXN_BENCH_TXN_RECORDS) per transaction"
 	@echo "  make fuzz    every fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) s (installs cargo-fuzz)"
-	@echo "  make soak    long power-cut simulation, OUTPOST_SOAK_CUTS=$(OUTPOST_SOAK_CUTS) cuts"
+	@echo "  make soak    long power-cut simulations (records, then producers and offsets),"
+	@echo "               OUTPOST_SOAK_CUTS=$(OUTPOST_SOAK_CUTS) cuts each"
 	@echo "  make fmt     format the code"
 	@echo "  make clean   remove build artefacts (never ./data)"
 
@@ -127,6 +129,7 @@ fuzz:
 
 soak:
 	OUTPOST_SOAK_CUTS=$(OUTPOST_SOAK_CUTS) $(CARGO) test --release --test power_cut -- --ignored --nocapture
+	OUTPOST_SOAK_CUTS=$(OUTPOST_SOAK_CUTS) $(CARGO) test --release --test producer_power_cut -- --ignored --nocapture
 
 fmt:
 	$(CARGO) fmt
