@@ -14,11 +14,11 @@ use super::conn::FrameReader;
 use super::*;
 use crate::protocol::ErrorCode;
 use crate::protocol::body::{decode_request, encode_error, encode_ok};
-use crate::protocol::messages::{Header, RecordIn};
 use crate::protocol::frame::FrameHeader;
 use crate::protocol::messages::{
     ForwardPartition as WireForwardPartition, PartitionStatus as WirePartitionStatus, RecordOut,
 };
+use crate::protocol::messages::{Header, RecordIn};
 
 const FRAME_BYTES_MAX: u32 = 64 * 1024;
 
