@@ -30,7 +30,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -133,7 +133,7 @@ struct Drain {
 type BoxError = Box<dyn std::error::Error>;
 
 fn run(o: &Opts) -> Result<(), BoxError> {
-    let worker = squares_bin()?;
+    let worker = support::example_bin("squares")?;
     let dir = TempDir::new("pipeline-bench");
     let board = dir.board("4 MiB", "256 MiB", "1 MiB", "256 KiB");
     let config = dir.path().join("outpost.toml");
@@ -402,46 +402,6 @@ impl Drop for Broker {
             let _ = self.child.wait();
         }
     }
-}
-
-/// `target/<profile>/examples/squares`, built if missing or older than its source.
-fn squares_bin() -> Result<PathBuf, BoxError> {
-    let profile_dir = Path::new(BIN)
-        .parent()
-        .ok_or("no directory above the outpost binary")?;
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("squares{}", std::env::consts::EXE_SUFFIX));
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/squares.rs");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let stale = match (modified(&bin), modified(&src)) {
-        (Some(b), Some(s)) => b < s,
-        (None, _) => true,
-        (Some(_), None) => false,
-    };
-    if stale {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "squares"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        if let Some(target) = profile_dir.parent() {
-            cmd.env("CARGO_TARGET_DIR", target);
-        }
-        let status = cmd.status()?;
-        if !status.success() {
-            return Err(format!("cargo build --example squares: {status}").into());
-        }
-    }
-    Ok(bin)
 }
 
 /// CPU time (user + system) of `pid` so far, seconds (Linux; 100 ticks per second).

@@ -597,39 +597,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `target/<profile>/examples/squares`, built if missing or older than its source.
+/// `target/<profile>/examples/squares` (built if missing or stale).
 fn squares_bin() -> PathBuf {
-    let profile_dir = Path::new(BIN).parent().unwrap();
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("squares{}", std::env::consts::EXE_SUFFIX));
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/squares.rs");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let stale = match (modified(&bin), modified(&src)) {
-        (Some(b), Some(s)) => b < s,
-        (None, _) => true,
-        (Some(_), None) => false,
-    };
-    if stale {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "squares"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        if let Some(target) = profile_dir.parent() {
-            cmd.env("CARGO_TARGET_DIR", target);
-        }
-        let status = cmd.status().unwrap();
-        assert!(status.success(), "cargo build --example squares: {status}");
-    }
+    let bin = support::example_bin("squares").unwrap();
     assert!(bin.exists(), "{} is missing", bin.display());
     bin
 }

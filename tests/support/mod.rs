@@ -482,3 +482,47 @@ pub async fn fetch_all(
     }
     out
 }
+
+/// `target/<profile>/examples/<name>`, built (`cargo build --example`) if missing or older
+/// than its source: `cargo test` builds examples, a test or bench run alone may not have.
+#[allow(dead_code)] // not every test binary runs an example
+pub fn example_bin(name: &str) -> Result<PathBuf, String> {
+    let profile_dir = Path::new(BIN)
+        .parent()
+        .ok_or("no directory above the outpost binary")?;
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.rs"));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stale = match (modified(&bin), modified(&src)) {
+        (Some(b), Some(s)) => b < s,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if stale {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(other) => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        if let Some(target) = profile_dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| format!("cargo build --example {name}: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo build --example {name}: {status}"));
+        }
+    }
+    Ok(bin)
+}
