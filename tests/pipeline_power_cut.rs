@@ -1,5 +1,5 @@
-//! The pipelined group commit of `Log` (the writer prepares group N+1 while the sync thread
-//! syncs group N) against the crash-safety rules, on the simulated flash:
+//! The pipelined group commit of `Log` (the writer prepares groups N+1 and N+2 while the sync
+//! thread programs and syncs group N) against the crash-safety rules, on the simulated flash:
 //!
 //! - the medium never sees more than one program that is not covered by a successful sync,
 //!   and nothing is programmed or erased while a sync runs (ring invariant 1, which the

@@ -1,32 +1,38 @@
 //! Group commit: the async front of the ring. Appends from many tasks go through one bounded
-//! queue to a single writer thread, which gathers everything queued into one group (one
-//! `program`); a sync thread syncs it, and an ack thread then publishes it to readers and
-//! answers its `acks = durable` appends. `written` appends are answered after the program,
-//! `none` appends are not answered at all.
+//! queue to a single writer thread, which gathers everything queued into one group; a sync
+//! thread programs and syncs it (one `program`, one `sync`), and an ack thread then publishes
+//! it to readers and answers its `acks = durable` appends. `written` appends are answered after
+//! the program, `none` appends are not answered at all.
 //!
 //! The pipeline (three threads, one medium):
 //!
 //! ```text
-//! writer: | prepare N (encode, CRC) | program N | prepare N+1 ..... | program N+1 | ...
-//! sync:                                        | sync N |                        | sync N+1
-//! ack:                                                  | publish N, answer N |
+//! writer: | prepare N (encode, CRC) | seal N | prepare N+1 .......... | seal N+1 | prepare N+2
+//! sync:                                     | program N | sync N | program N+1 | sync N+1 |
+//! ack:                                                           | publish N, answer N |
 //! ```
+//!
+//! The writer hands a group over as soon as the sync thread can take one (it holds at most two:
+//! the one it programs and syncs, and the next, sealed and waiting), so the sync thread goes
+//! from one sync straight to the next program without waiting for another thread: the medium
+//! is the bottleneck, and it never waits for the CPU work of the writer or the ack thread.
 //!
 //! Invariants:
 //! - **At most one unsynced program** (ring invariant 1, which recovery's torn-tail rule
-//!   relies on, docs/FORMAT.md section 6): the writer programs group N+1 only after the sync
-//!   of group N returned `Ok`. While that sync runs, the writer only works in RAM
-//!   (`Ring::prepare_group` encodes and places appends without touching the medium); a
-//!   segment roll, the one step of preparing that writes, first waits for the sync too.
-//! - **Syncs are published in order**: one sync runs at a time, on the sync thread; after it
-//!   returned `Ok` the group goes (FIFO) to the ack thread, which publishes it to readers and
-//!   then answers its `durable` appends. The sync thread does nothing else, so the next sync
-//!   starts as soon as the next group is programmed.
-//! - **A failed sync poisons the ring**: its appends get `SyncFailed`, everything prepared after
-//!   it gets `Poisoned` and is never programmed, and so does every later append.
+//!   relies on, docs/FORMAT.md section 6): only the sync thread programs and syncs while groups
+//!   are in flight, one group after the other (program N, sync N, program N+1, ...), so this
+//!   holds by construction. The writer works in RAM only (`Ring::prepare_group` encodes and
+//!   places appends, `Ring::seal_group` closes a group without touching the medium); the one
+//!   step of preparing that writes, a segment roll, first waits until every group handed over
+//!   is synced.
+//! - **Syncs are published in order**: the sync thread passes each synced group (FIFO) to the
+//!   ack thread, which publishes it to readers and then answers its `durable` appends.
+//! - **A failed program or sync poisons the ring**: the appends of its group get `Poisoned` or
+//!   `SyncFailed`; the sync thread programs nothing after it (a group sealed before the writer
+//!   heard of it included), and every later append gets `Poisoned`.
 //! - **Bounded**: at most `append_queue_max` appends are queued, at most as many more are held
-//!   by the writer, and the group being built and the one being synced are each at most
-//!   `group_bytes_max` bytes.
+//!   by the writer, and the group being built, the one waiting and the one being programmed
+//!   are each at most `group_bytes_max` bytes (their buffers are recycled, not freed).
 //! - **Appenders free their own allocations**: an append's records travel with its answer back
 //!   to the appending task, which drops them, so the writer never frees client memory (it did
 //!   for a third of its time).
@@ -37,14 +43,14 @@ use super::format::{MetaOp, Record};
 use super::index::Shared;
 use super::reader::Reader;
 use super::ring::{
-    AppendBody, Appended, AtomicPartBody, GroupResult, Ring, Unsynced, error_chain, poison,
+    AppendBody, Appended, AtomicPartBody, GroupResult, Ring, Sealed, Unsynced, error_chain, poison,
     publish, release,
 };
 use super::types::{Offset, PartitionId, ProducerEpoch, ProducerId};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
@@ -208,29 +214,31 @@ struct Queue {
     room: event_listener::Event,
     /// `append_queue_max`.
     capacity: usize,
-    /// `QueueState::sync` is `Running` (a copy the writer polls without the lock; it is only
-    /// a hint to stop preparing: decisions that need the truth take the lock).
-    sync_running: AtomicBool,
+    /// `QueueState::in_flight` (a copy the writer polls without the lock; it is only a hint to
+    /// stop preparing and hand the group over: decisions that need the truth take the lock).
+    in_flight: AtomicUsize,
 }
 
 struct QueueState {
     jobs: VecDeque<Job>,
     closed: bool,
     /// While the writer sleeps on `wake_writer`: a push notifies it once the queue holds this
-    /// many jobs (1 when it is idle; a chunk while a sync runs, whose end wakes it anyway, so
-    /// that it is not woken once per append). `usize::MAX` while it is awake.
+    /// many jobs (1 when it is idle; a chunk while it waits for the sync thread, whose end of a
+    /// group wakes it anyway, so that it is not woken once per append). `usize::MAX` while it is
+    /// awake.
     wake_at: usize,
-    sync: SyncState,
+    /// Groups handed to the sync thread and not programmed and synced yet (at most
+    /// [`GROUPS_IN_FLIGHT_MAX`]).
+    in_flight: usize,
+    /// A program or sync of the sync thread failed (the ring is poisoned): the cause, until the
+    /// writer has seen it.
+    failed: Option<String>,
 }
 
-/// The sync thread's progress, as the writer sees it.
-enum SyncState {
-    /// No sync running; the last one (if any) returned `Ok`, or its failure was already seen.
-    Idle,
-    Running,
-    /// The last sync failed (the ring is poisoned): the cause.
-    Failed(String),
-}
+/// Groups the sync thread holds at most: the one it programs and syncs, and the next, sealed
+/// and waiting, so that it starts programming the next group the moment a sync returns, without
+/// waiting for the writer.
+const GROUPS_IN_FLIGHT_MAX: usize = 2;
 
 impl Queue {
     fn new(capacity: usize) -> Queue {
@@ -239,12 +247,13 @@ impl Queue {
                 jobs: VecDeque::new(),
                 closed: false,
                 wake_at: usize::MAX,
-                sync: SyncState::Idle,
+                in_flight: 0,
+                failed: None,
             }),
             wake_writer: Condvar::new(),
             room: event_listener::Event::new(),
             capacity,
-            sync_running: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -293,7 +302,7 @@ impl Queue {
         s
     }
 
-    /// Whether the writer sleeps (then `set_sync` and `close` must notify it).
+    /// Whether the writer sleeps (then `group_done` and `close` must notify it).
     fn asleep(s: &QueueState) -> bool {
         s.wake_at != usize::MAX
     }
@@ -325,37 +334,53 @@ impl Queue {
         true
     }
 
-    fn sync_running(&self) -> bool {
-        self.sync_running.load(Ordering::Acquire)
+    /// Whether the sync thread can take another group (a hint, see `Queue::in_flight`).
+    fn can_hand_over(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) < GROUPS_IN_FLIGHT_MAX
     }
 
-    /// Waits until a chunk of jobs is queued (or all the queue can hold), the running sync
-    /// ended, or the queue is closed.
-    fn wait_for_jobs_or_sync(&self) {
+    /// Waits until the sync thread can take another group; with `jobs_too`, also until a
+    /// chunk of jobs is queued (or all the queue can hold), so the writer can prepare them.
+    fn wait_hand_over(&self, jobs_too: bool) {
         let mut s = lock(&self.state);
-        let enough = PREPARE_CHUNK.min(self.capacity);
-        while s.jobs.len() < enough && !s.closed && matches!(s.sync, SyncState::Running) {
+        let enough = if jobs_too {
+            PREPARE_CHUNK.min(self.capacity)
+        } else {
+            usize::MAX
+        };
+        while s.in_flight >= GROUPS_IN_FLIGHT_MAX && s.jobs.len() < enough {
             s = self.sleep(s, enough);
         }
     }
 
-    /// Waits until no sync runs; `Err` with the cause if the last one failed (reported once).
-    fn wait_sync(&self) -> Result<(), String> {
+    /// Waits until every group handed over is programmed and synced (before the writer does
+    /// I/O itself: a roll, the final sync). `Err` with the cause if one failed (reported once).
+    fn wait_idle(&self) -> Result<(), String> {
         let mut s = lock(&self.state);
-        while matches!(s.sync, SyncState::Running) {
+        while s.in_flight > 0 {
             s = self.sleep(s, usize::MAX);
         }
-        match std::mem::replace(&mut s.sync, SyncState::Idle) {
-            SyncState::Failed(cause) => Err(cause),
-            _ => Ok(()),
+        match s.failed.take() {
+            Some(cause) => Err(cause),
+            None => Ok(()),
         }
     }
 
-    fn set_sync(&self, state: SyncState) {
+    /// The writer hands a group over.
+    fn group_handed_over(&self) {
         let mut s = lock(&self.state);
-        self.sync_running
-            .store(matches!(state, SyncState::Running), Ordering::Release);
-        s.sync = state;
+        s.in_flight += 1;
+        self.in_flight.store(s.in_flight, Ordering::Release);
+    }
+
+    /// The sync thread is done with a group: synced, or failed with `Err(cause)`.
+    fn group_done(&self, outcome: Result<(), String>) {
+        let mut s = lock(&self.state);
+        s.in_flight = s.in_flight.saturating_sub(1);
+        self.in_flight.store(s.in_flight, Ordering::Release);
+        if let Err(cause) = outcome {
+            s.failed = Some(cause);
+        }
         if Queue::asleep(&s) {
             self.wake_writer.notify_one();
         }
@@ -385,23 +410,26 @@ pub struct Log<F: Flash> {
 }
 
 impl<F: Flash + 'static> Log<F> {
-    /// Starts the writer and sync threads on an opened ring.
+    /// Starts the writer, sync and ack threads on an opened ring.
     pub fn start(ring: Ring<F>) -> std::io::Result<Log<F>> {
         let queue = Arc::new(Queue::new(ring.config().append_queue_max as usize));
         let reader = ring.reader();
         let shared = ring.shared();
         let published = Arc::new(event_listener::Event::new());
-        let (tx, rx) = mpsc::sync_channel::<SyncJob>(1);
-        let (to_ack, acks) = mpsc::sync_channel::<SyncJob>(2);
+        // Holds the sealed group waiting while the sync thread works on the one before.
+        let (tx, rx) = mpsc::sync_channel::<GroupJob>(GROUPS_IN_FLIGHT_MAX - 1);
+        let (to_ack, acks) = mpsc::sync_channel::<AckJob>(2);
         let interval_bytes = ring.config().index_interval_bytes;
         let (s, p) = (shared.clone(), published.clone());
         let ack_thread = std::thread::Builder::new()
             .name("outpost-ack".into())
             .spawn(move || ack_loop(acks, &s, &p, interval_bytes))?;
+        let spares = Arc::new(Mutex::new(Vec::new()));
         let syncer = Syncer {
             flash: ring.flash_handle(),
             shared: shared.clone(),
             queue: queue.clone(),
+            spares: spares.clone(),
         };
         // If a spawn below fails, the threads above end: their channels' senders are dropped.
         let sync_thread = std::thread::Builder::new()
@@ -415,7 +443,14 @@ impl<F: Flash + 'static> Log<F> {
         let q = queue.clone();
         let writer = std::thread::Builder::new()
             .name("outpost-writer".into())
-            .spawn(move || writer_loop(ring, &q, tx, sync_thread))?;
+            .spawn(move || {
+                let handover = Handover {
+                    queue: &q,
+                    to_sync: tx,
+                    spares,
+                };
+                writer_loop(ring, handover, sync_thread)
+            })?;
         Ok(Log {
             queue,
             published,
@@ -547,55 +582,143 @@ impl<F: Flash> Drop for Log<F> {
 // The sync thread
 // ---------------------------------------------------------------------------------------------
 
-/// One programmed group handed to the sync thread.
-struct SyncJob {
+/// An answered-later append: its reply, its result, and its body (handed back with the answer).
+type Waiter = (Reply, Appended, JobBody);
+
+/// One group sealed by the writer, for the sync thread to program and sync.
+struct GroupJob {
+    /// Where and what to program (`None`: nothing new, only earlier programs to sync, e.g. a
+    /// group the writer flushed itself before a roll).
+    program: Option<(u64, Vec<u8>)>,
     unsynced: Unsynced,
-    /// Its `durable` appends, answered after the sync.
-    waiters: Vec<(Reply, Appended, JobBody)>,
+    /// `written` appends, answered after the program.
+    written: Vec<Waiter>,
+    /// `durable` appends, answered after the sync (by the ack thread).
+    durable: Vec<Waiter>,
 }
+
+/// One synced group for the ack thread.
+struct AckJob {
+    unsynced: Unsynced,
+    durable: Vec<Waiter>,
+}
+
+/// Group buffers the sync thread is done with, for the writer to build groups in again (a
+/// fresh multi-MiB buffer costs page faults on every group).
+type Spares = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Spare buffers kept: one per group in flight is all the writer can use.
+const SPARES_MAX: usize = GROUPS_IN_FLIGHT_MAX;
 
 struct Syncer<F: Flash> {
     flash: Arc<F>,
     shared: Arc<RwLock<Shared>>,
     queue: Arc<Queue>,
+    spares: Spares,
+}
+
+/// Tells the writer the sync thread ended if it ends for any reason (a panic included), so the
+/// writer never waits for a group that nobody will sync.
+struct SyncerGone<'a>(&'a Queue);
+
+impl Drop for SyncerGone<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(&self.0.state);
+        if s.in_flight > 0 {
+            s.in_flight = 0;
+            self.0.in_flight.store(0, Ordering::Release);
+            s.failed = Some("the sync thread stopped".into());
+        }
+        self.0.wake_writer.notify_one();
+    }
 }
 
 impl<F: Flash> Syncer<F> {
-    /// Syncs each job in turn (one at a time: the writer waits for the outcome before it
-    /// programs again) and passes it on to the ack thread, so that the next sync can start as
-    /// soon as the writer programmed the next group. Ends when the writer drops its sender.
-    fn run(self, rx: mpsc::Receiver<SyncJob>, to_ack: mpsc::SyncSender<SyncJob>) {
+    /// Programs and syncs each group in turn — the only thread that touches the medium while
+    /// groups are in flight, so at most one program is ever unsynced (invariant 1) — and passes
+    /// it on to the ack thread, so that the next group (usually sealed and waiting already) is
+    /// programmed the moment a sync returns. Ends when the writer drops its sender.
+    fn run(self, rx: mpsc::Receiver<GroupJob>, to_ack: mpsc::SyncSender<AckJob>) {
+        let _gone = SyncerGone(&self.queue);
         for job in rx {
+            let GroupJob {
+                program,
+                unsynced,
+                written,
+                durable,
+            } = job;
+            // Nothing is programmed after a failure (invariant 5), not even a group the writer
+            // sealed before it heard of it.
+            let poisoned = self
+                .shared
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .poisoned
+                .clone();
+            if let Some(cause) = poisoned {
+                self.queue.group_done(Err(cause.clone()));
+                fail_waiters(written.into_iter().chain(durable), &cause, false);
+                continue;
+            }
+            if let Some((at, bytes)) = program {
+                let programmed = self.flash.program(at, &bytes);
+                self.recycle(bytes);
+                if let Err(e) = programmed {
+                    let cause = poison(&self.shared, &e);
+                    self.queue.group_done(Err(cause.clone()));
+                    fail_waiters(written.into_iter().chain(durable), &cause, false);
+                    continue;
+                }
+            }
+            for (reply, appended, body) in written {
+                reply.answer(Ok(appended), body);
+            }
             match self.flash.sync() {
                 Ok(()) => {
-                    // The medium is free: let the writer program the next group while this
-                    // one is published and answered.
-                    self.queue.set_sync(SyncState::Idle);
-                    if let Err(mpsc::SendError(job)) = to_ack.send(job) {
-                        // The ack thread is gone (it panicked): answer here.
+                    // The medium is free: the next group may be handed over while this one is
+                    // published and answered.
+                    self.queue.group_done(Ok(()));
+                    if let Err(mpsc::SendError(job)) = to_ack.send(AckJob { unsynced, durable }) {
+                        // The ack thread is gone (it panicked).
                         log::error!("storage: the ack thread stopped");
                         drop(job); // its replies answer `Closed`
                     }
                 }
                 Err(e) => {
-                    // Poisoned before the writer hears of it, so nothing it prepared since is
-                    // ever programmed.
                     let cause = poison(&self.shared, &e);
-                    self.queue.set_sync(SyncState::Failed(cause.clone()));
-                    for (reply, _, body) in job.waiters {
-                        let cause = cause.clone();
-                        reply.answer(Err(AppendError::SyncFailed { cause }), body);
-                    }
+                    self.queue.group_done(Err(cause.clone()));
+                    fail_waiters(durable.into_iter(), &cause, true);
                 }
             }
         }
+    }
+
+    fn recycle(&self, bytes: Vec<u8>) {
+        let mut spares = lock(&self.spares);
+        if spares.len() < SPARES_MAX {
+            spares.push(bytes);
+        }
+    }
+}
+
+/// Answers waiters after a failure: `SyncFailed` for the appends of the sync that failed,
+/// `Poisoned` for the rest.
+fn fail_waiters(waiters: impl Iterator<Item = Waiter>, cause: &str, sync_failed: bool) {
+    for (reply, _, body) in waiters {
+        let cause = cause.to_string();
+        let e = if sync_failed {
+            AppendError::SyncFailed { cause }
+        } else {
+            AppendError::Poisoned { cause }
+        };
+        reply.answer(Err(e), body);
     }
 }
 
 /// Publishes synced groups to readers and answers their `durable` appends, in sync order
 /// (the channel is FIFO and holds at most two groups, so RAM stays bounded).
 fn ack_loop(
-    rx: mpsc::Receiver<SyncJob>,
+    rx: mpsc::Receiver<AckJob>,
     shared: &RwLock<Shared>,
     published: &event_listener::Event,
     interval_bytes: u64,
@@ -603,7 +726,7 @@ fn ack_loop(
     for job in rx {
         publish(shared, job.unsynced, interval_bytes);
         published.notify(usize::MAX);
-        for (reply, appended, body) in job.waiters {
+        for (reply, appended, body) in job.durable {
             reply.answer(Ok(appended), body);
         }
     }
@@ -634,41 +757,107 @@ fn fail_all(jobs: impl Iterator<Item = Job>, cause: &str) {
     }
 }
 
-/// Appends placed per `prepare_group` call: the writer checks between chunks whether the
-/// running sync ended (1 KiB records: ~128 KiB, some tens of microseconds of encoding).
+/// Appends placed per `prepare_group` call: the writer checks between chunks whether the sync
+/// thread can take a group (1 KiB records: ~128 KiB, some tens of microseconds of encoding).
 const PREPARE_CHUNK: usize = 128;
 
-fn writer_loop<F: Flash>(
-    mut ring: Ring<F>,
-    queue: &Queue,
-    to_sync: mpsc::SyncSender<SyncJob>,
-    sync_thread: JoinHandle<()>,
-) {
+/// The writer's side of the hand-over to the sync thread.
+struct Handover<'a> {
+    queue: &'a Queue,
+    to_sync: mpsc::SyncSender<GroupJob>,
+    spares: Spares,
+}
+
+impl Handover<'_> {
+    /// Seals the group being built and hands it to the sync thread, with its appends' replies.
+    /// The caller checked that the sync thread can take it (so the send does not block).
+    fn hand_over<F: Flash>(&self, ring: &mut Ring<F>, placed: &mut Vec<(Job, Appended)>) {
+        let spare = lock(&self.spares).pop().unwrap_or_default();
+        let Sealed { program, unsynced } = match ring.seal_group(spare) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                let cause = error_chain(&e);
+                ring.discard_group();
+                fail_all(placed.drain(..).map(|(j, _)| j), &cause);
+                return;
+            }
+        };
+        let mut written = Vec::new();
+        let mut durable = Vec::with_capacity(placed.len());
+        for (j, a) in placed.drain(..) {
+            match (j.acks, j.reply) {
+                (Acks::Durable, Some(reply)) => durable.push((reply, a, j.body)),
+                (Acks::Written, Some(reply)) => written.push((reply, a, j.body)),
+                (_, reply) => answer(reply, Ok(a), j.body),
+            }
+        }
+        self.queue.group_handed_over();
+        let job = GroupJob {
+            program,
+            unsynced,
+            written,
+            durable,
+        };
+        if let Err(mpsc::SendError(job)) = self.to_sync.send(job) {
+            // The sync thread is gone (it panicked): nothing can be synced any more, so the
+            // ring is poisoned (nothing else is programmed) and the group's appends fail.
+            let e = FlashError::Io {
+                op: "sync",
+                offset: 0,
+                source: std::io::Error::other("the sync thread stopped"),
+            };
+            let cause = poison(&ring.shared(), &e);
+            self.queue.group_done(Err(cause.clone()));
+            fail_waiters(job.written.into_iter().chain(job.durable), &cause, true);
+        }
+    }
+}
+
+fn writer_loop<F: Flash>(mut ring: Ring<F>, handover: Handover<'_>, sync_thread: JoinHandle<()>) {
+    let queue = handover.queue;
     let gather_max = ring.config().append_queue_max as usize;
     // Taken from the queue, not placed yet.
     let mut local: VecDeque<Job> = VecDeque::new();
     // Placed in the group being built (`Ring::prepare_group` accepted them), in order.
     let mut placed: Vec<(Job, Appended)> = Vec::new();
+    // The group being built cannot take the next append in `local`.
+    let mut full = false;
     loop {
+        // 1. Hand the group over as soon as the sync thread can take it, so that the medium
+        //    never waits for the writer; the group is whatever arrived since the last one.
         let group = !placed.is_empty() || ring.has_prepared();
-        // 1. Take what is queued, unless a group is ready and the medium free: then program it
-        //    first (the medium is the bottleneck). Sleep only when there is nothing to do.
-        let program_now = group && !queue.sync_running();
-        let idle = local.is_empty() && !group;
-        if !program_now && !queue.take(&mut local, gather_max, idle) {
-            break; // closed and drained
+        if group && queue.can_hand_over() {
+            handover.hand_over(&mut ring, &mut placed);
+            full = false;
+            continue;
         }
-        // 2. Place it in the group being built: RAM only, while the previous sync runs. In
-        //    chunks, so that the end of that sync is noticed soon: the medium must not wait.
-        let mut failed = false;
-        while !program_now && !local.is_empty() {
+        // 2. Otherwise get appends to prepare (sleeping only when there is nothing to do), or,
+        //    if the group is full, wait until it can be handed over.
+        if full {
+            queue.wait_hand_over(false);
+            continue;
+        }
+        if local.is_empty() {
+            if group {
+                queue.wait_hand_over(true);
+                queue.take(&mut local, gather_max, false);
+                continue;
+            }
+            if !queue.take(&mut local, gather_max, true) {
+                break; // closed and drained
+            }
+        }
+        // 3. Place them in the group being built: RAM only, while the sync thread programs and
+        //    syncs earlier groups. In chunks, so that the moment it can take this group is
+        //    noticed soon: the medium must not wait.
+        while !local.is_empty() {
             let n = local.len().min(PREPARE_CHUNK);
             let bodies: Vec<AppendBody<'_>> =
                 local.iter().take(n).map(|j| j.body.as_append()).collect();
             let outcome = ring.prepare_group(&bodies, &mut || {
-                // A roll writes: the previous group must be durable first.
+                // A roll writes: every group handed over must be durable first.
                 queue
-                    .wait_sync()
+                    .wait_idle()
                     .map_err(|cause| AppendError::Poisoned { cause })
             });
             drop(bodies);
@@ -680,8 +869,12 @@ fn writer_loop<F: Flash>(
                             Err(e) => answer(j.reply, Err(e), j.body),
                         }
                     }
-                    if consumed < n || !queue.sync_running() {
-                        break; // the group is full, or the medium is free
+                    if consumed < n {
+                        full = true;
+                        break;
+                    }
+                    if queue.can_hand_over() {
+                        break;
                     }
                 }
                 Err(e) => {
@@ -689,62 +882,14 @@ fn writer_loop<F: Flash>(
                     ring.discard_group();
                     fail_all(placed.drain(..).map(|(j, _)| j), &cause);
                     fail_all(local.drain(..), &cause);
-                    failed = true;
                 }
             }
         }
-        if failed || (placed.is_empty() && !ring.has_prepared()) {
-            continue;
-        }
-        // 3. Program when the medium is free. While the previous sync still runs, let more
-        //    appends join this group, unless it is full (appends are left over: step 2 leaves
-        //    some only when the group is full or no sync runs).
-        if local.is_empty() && queue.sync_running() {
-            queue.wait_for_jobs_or_sync();
-            continue;
-        }
-        if let Err(cause) = queue.wait_sync() {
-            ring.discard_group();
-            fail_all(placed.drain(..).map(|(j, _)| j), &cause);
-            continue;
-        }
-        if let Err(e) = ring.program_group() {
-            let cause = error_chain(&e);
-            fail_all(placed.drain(..).map(|(j, _)| j), &cause);
-            continue;
-        }
-        let mut waiters = Vec::new();
-        for (j, a) in placed.drain(..) {
-            match (j.acks, j.reply) {
-                (Acks::Durable, Some(reply)) => waiters.push((reply, a, j.body)),
-                (_, reply) => answer(reply, Ok(a), j.body),
-            }
-        }
-        // 4. Hand the sync over; the writer goes on preparing the next group meanwhile.
-        queue.set_sync(SyncState::Running);
-        let job = SyncJob {
-            unsynced: ring.take_unsynced(),
-            waiters,
-        };
-        if let Err(mpsc::SendError(job)) = to_sync.send(job) {
-            // The sync thread is gone (it panicked): nothing can be synced any more, so the
-            // ring is poisoned (nothing else is programmed) and the group's appends fail.
-            let e = FlashError::Io {
-                op: "sync",
-                offset: 0,
-                source: std::io::Error::other("the sync thread stopped"),
-            };
-            let cause = poison(&ring.shared(), &e);
-            queue.set_sync(SyncState::Failed(cause.clone()));
-            for (reply, _, body) in job.waiters {
-                let cause = cause.clone();
-                reply.answer(Err(AppendError::SyncFailed { cause }), body);
-            }
-        }
     }
-    // Closed: let the last sync finish, stop the sync thread, then a final sync of our own.
-    let _ = queue.wait_sync();
-    drop(to_sync);
+    // Closed: let the groups in flight finish, stop the sync thread, then a final sync of our
+    // own.
+    let _ = queue.wait_idle();
+    drop(handover);
     if sync_thread.join().is_err() {
         log::error!("storage: the sync thread panicked");
     }

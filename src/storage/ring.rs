@@ -7,7 +7,8 @@
 //!    at most `group_bytes_max` bytes: only the newest group can be torn by a power cut.
 //!    (`write_group` + `sync` keep it by construction; the pipelined `Log` calls
 //!    `prepare_group`, which does no I/O but around a roll and then only after its
-//!    `before_io` waited for the running sync, and `program_group` only after that sync.)
+//!    `before_io` waited until every sealed group was programmed and synced; the groups
+//!    `seal_group` closes are programmed and synced one after the other on one thread.)
 //! 2. A slot is erased (header block first, synced, then the rest, synced) before its new
 //!    header is programmed and synced; no batch is programmed before its header is durable.
 //! 3. Every segment's first group starts with a checkpoint of the whole state.
@@ -133,6 +134,17 @@ pub struct DropEvent {
 /// How many drop events are kept for `take_drop_events` (the oldest are forgotten first; the
 /// counters in `RingStats` keep the totals).
 const DROP_EVENTS_MAX: usize = 1024;
+
+/// A group closed by [`Ring::seal_group`], for a program and sync made on another thread.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    /// The medium offset and the bytes to program there (`None`: nothing new to program, only
+    /// earlier programs to sync).
+    pub(crate) program: Option<(u64, Vec<u8>)>,
+    /// What the programs since the last sync wrote, this one included, to publish after the
+    /// sync.
+    pub(crate) unsynced: Unsynced,
+}
 
 /// What the programs since the last sync wrote: published to readers once a sync covers it.
 #[derive(Debug, Default)]
@@ -377,7 +389,7 @@ impl<F: Flash> Ring<F> {
     /// many of `appends` as fit into the group being built (encoded, CRCs computed, offsets
     /// assigned, metadata applied) **without touching the medium**, except around a segment
     /// roll. It may be called again to add more appends to the same group, until
-    /// [`Ring::program_group`] programs it.
+    /// [`Ring::seal_group`] closes it.
     ///
     /// `before_io` runs before any `program`, `erase` or `sync` this call would make (only a
     /// roll makes any): the pipelined writer waits there for the sync of the previous group, so
@@ -468,15 +480,9 @@ impl<F: Flash> Ring<F> {
         Ok(GroupResult { consumed, results })
     }
 
-    /// Whether appends were placed that [`Ring::program_group`] has not programmed yet.
+    /// Whether appends were placed that [`Ring::seal_group`] has not sealed yet.
     pub(crate) fn has_prepared(&self) -> bool {
         !self.buf.is_empty()
-    }
-
-    /// Programs the group [`Ring::prepare_group`] built (nothing if it is empty). The caller
-    /// must have synced every earlier program first (invariant 1).
-    pub(crate) fn program_group(&mut self) -> Result<(), AppendError> {
-        self.flush()
     }
 
     /// Forgets a group that was prepared but will never be programmed (the ring is poisoned:
@@ -487,9 +493,8 @@ impl<F: Flash> Ring<F> {
         self.atomic_parts.clear();
     }
 
-    /// Hands over what the programs since the last sync wrote, for a sync made elsewhere (the
-    /// pipelined writer's sync thread), which then publishes it with [`publish`].
-    pub(crate) fn take_unsynced(&mut self) -> Unsynced {
+    /// What the programs since the last sync wrote, to publish after the next sync.
+    fn take_unsynced(&mut self) -> Unsynced {
         Unsynced {
             batches: std::mem::take(&mut self.unpublished),
             ends: std::mem::take(&mut self.ends),
@@ -941,10 +946,54 @@ impl<F: Flash> Ring<F> {
         self.head.has_checkpoint = true;
     }
 
-    /// Programs the group buffer (padded with erased bytes to the program unit) at the head.
+    /// Programs the group buffer (padded with erased bytes to the program unit) at the head,
+    /// here, on the caller's thread: [`Ring::seal`], then the `program`.
     fn flush(&mut self) -> Result<(), AppendError> {
-        if self.buf.is_empty() {
+        let Some(at) = self.seal()? else {
             return Ok(());
+        };
+        let result = self.flash.program(at, &self.buf);
+        self.buf.clear();
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    /// Closes the group being built for a program made elsewhere (the pipelined `Log`'s sync
+    /// thread): everything [`Ring::flush`] does but the `program` itself. Returns the group:
+    /// its medium offset and bytes (padded to the program unit; none if nothing was placed),
+    /// and what it adds to the readers' index once synced. The group buffer is
+    /// swapped for `spare` (cleared), so the caller can go on preparing the next group while
+    /// this one is programmed.
+    ///
+    /// The caller must program the bytes at the offset before anything else is programmed
+    /// after them, and sync them (with everything programmed before) before any later program
+    /// (invariant 1); the returned `unsynced` also holds what earlier programs since the last
+    /// sync wrote (a group flushed before a roll), so publishing it after that sync is right.
+    pub(crate) fn seal_group(&mut self, mut spare: Vec<u8>) -> Result<Sealed, AppendError> {
+        self.check_poisoned()?;
+        let program = match self.seal()? {
+            Some(at) => {
+                spare.clear();
+                Some((at, std::mem::replace(&mut self.buf, spare)))
+            }
+            None => None,
+        };
+        Ok(Sealed {
+            program,
+            unsynced: self.take_unsynced(),
+        })
+    }
+
+    /// The bookkeeping of a program, without it: the last header gets `LAST_IN_GROUP`, the
+    /// buffer is padded with erased bytes to the program unit, the batches are recorded for
+    /// publishing after the covering sync, and the head moves past the group. Returns the
+    /// medium offset at which `self.buf` must be programmed, or `None` if it is empty. The
+    /// caller programs (and then clears) `self.buf`.
+    fn seal(&mut self) -> Result<Option<u64>, AppendError> {
+        if self.buf.is_empty() {
+            return Ok(None);
         }
         let seq = self.head.seq;
         let group = self.next_group;
@@ -967,15 +1016,11 @@ impl<F: Flash> Ring<F> {
             };
             self.buf.clear();
             self.drafts.clear();
+            self.atomic_parts.clear();
             return Err(self.poison(e));
         }
         self.buf.resize(len, ERASED_BYTE);
         let at = self.slot_base(self.head.slot) + self.head.pos;
-        if let Err(e) = self.flash.program(at, &self.buf) {
-            self.buf.clear();
-            self.drafts.clear();
-            return Err(self.poison(e));
-        }
         // In batch order, as recovery indexes them: a partition's batches must reach the index
         // in offset order, also when `Records` and `Atomic` batches of one partition share the
         // group. Each part of an atomic batch is indexed at the batch (readers pick their part
@@ -1017,10 +1062,9 @@ impl<F: Flash> Ring<F> {
             shared.stats.groups_written += 1;
             shared.stats.bytes_programmed += len as u64;
         }
-        self.buf.clear();
         self.drafts.clear();
         self.atomic_parts.clear();
-        Ok(())
+        Ok(Some(at))
     }
 
     /// Starts the next segment in the next slot, reclaiming the segment there if the ring is
