@@ -2,12 +2,14 @@
 //! `durable` ack is sent only after the covering sync returned Ok; `written` acks after the
 //! program; `none` does not wait.
 
-use outpost::storage::flash::{Fault, Geometry, SimFlash};
+use outpost::storage::flash::{Fault, Flash, FlashError, Geometry, SimFlash};
 use outpost::storage::{
     Acks, AppendError, CorruptionPolicy, FullPolicy, Log, Offset, PartitionId, Record, Ring,
     RingConfig,
 };
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::SeqCst;
 
 fn cfg() -> RingConfig {
     RingConfig {
@@ -131,4 +133,102 @@ fn durable_ack_waits_for_the_sync_and_reports_its_failure() {
     });
     // Readers never saw the unsynced record.
     assert_eq!(log.reader().offsets(PartitionId(0)).1, Offset(1));
+}
+
+/// What [`PanicsInSync`] counts, shared with the test.
+#[derive(Default)]
+struct SyncCounters {
+    panic_at: AtomicU64,
+    syncs: AtomicU64,
+    writes_after: AtomicU64,
+}
+
+/// A flash that panics in its `panic_at`-th sync (counted from 1), and counts every program and
+/// erase made after that.
+struct PanicsInSync {
+    inner: SimFlash,
+    n: Arc<SyncCounters>,
+}
+
+impl PanicsInSync {
+    fn count_write(&self) {
+        if self.n.syncs.load(SeqCst) >= self.n.panic_at.load(SeqCst) {
+            self.n.writes_after.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+impl Flash for PanicsInSync {
+    fn geometry(&self) -> Geometry {
+        self.inner.geometry()
+    }
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), FlashError> {
+        self.inner.read(offset, buf)
+    }
+    fn program(&self, offset: u64, data: &[u8]) -> Result<(), FlashError> {
+        self.count_write();
+        self.inner.program(offset, data)
+    }
+    fn erase(&self, block_offset: u64) -> Result<(), FlashError> {
+        self.count_write();
+        self.inner.erase(block_offset)
+    }
+    fn sync(&self) -> Result<(), FlashError> {
+        let n = self.n.syncs.fetch_add(1, SeqCst) + 1;
+        if n == self.n.panic_at.load(SeqCst) {
+            panic!("test: the flash driver panics in sync {n}");
+        }
+        self.inner.sync()
+    }
+}
+
+/// The sync thread dies (a panic in the flash driver) right after programming a group: the
+/// appends waiting for it are answered, the ring is poisoned, and nothing is programmed or
+/// erased after that — also not by the writer's own segment roll, which would otherwise leave a
+/// second unsynced program on the medium (invariant 1).
+#[test]
+fn a_panic_on_the_sync_thread_poisons_the_ring_and_answers_every_append() {
+    let c = cfg();
+    let g = Geometry::new(c.erase_block_bytes, c.program_unit_bytes, c.ring_bytes).unwrap();
+    let n = Arc::new(SyncCounters {
+        panic_at: AtomicU64::new(u64::MAX),
+        ..SyncCounters::default()
+    });
+    let flash = PanicsInSync {
+        inner: SimFlash::new(g),
+        n: n.clone(),
+    };
+    let (ring, _) = Ring::open(flash, c.clone()).unwrap();
+    // The first sync after opening panics.
+    n.panic_at.store(n.syncs.load(SeqCst) + 1, SeqCst);
+    let log = Log::start(ring).unwrap();
+    smol::block_on(async {
+        let first = log
+            .append(PartitionId(0), vec![rec(1)], Acks::Durable)
+            .await;
+        assert!(first.is_err(), "{first:?}");
+        // Enough appends to need segment rolls: every one is refused, none hangs.
+        let big = Record {
+            timestamp_ms: 0,
+            key: None,
+            value: vec![7; 3000],
+            headers: vec![],
+        };
+        for _ in 0..(2 * c.segment_bytes / 3000) {
+            let r = log
+                .append(PartitionId(0), vec![big.clone()], Acks::Durable)
+                .await;
+            assert!(
+                matches!(r, Err(AppendError::Poisoned { .. })),
+                "an append after the sync thread died: {r:?}"
+            );
+        }
+    });
+    log.close();
+    assert_eq!(log.reader().offsets(PartitionId(0)).1, Offset(0));
+    assert_eq!(
+        n.writes_after.load(SeqCst),
+        0,
+        "programs or erases after the sync thread died"
+    );
 }

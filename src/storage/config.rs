@@ -95,10 +95,11 @@ impl RingConfig {
         let index_entries = (self.ring_bytes / self.index_interval_bytes.max(1))
             .saturating_add(segments.saturating_mul(u64::from(self.partitions_max)));
         [
-            // The pipelined writer (log.rs): the group being programmed and synced, the one
-            // sealed and waiting, the one being prepared, and the records of the appends
-            // waiting for those three, about a group's worth each.
-            self.group_bytes_max.saturating_mul(6),
+            // The pipelined writer (log.rs), about a group's worth each: the buffers of the
+            // group being prepared, the one sealed and waiting, and the one being programmed
+            // and synced; the records of the appends waiting for those three, and for the two
+            // synced groups on the ack side (one in its channel, one being answered).
+            self.group_bytes_max.saturating_mul(8),
             self.read_chunk_bytes.saturating_mul(2),
             u64::from(self.append_queue_max) * 64,
             self.meta_bytes_max.saturating_mul(2),

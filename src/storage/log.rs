@@ -43,8 +43,8 @@ use super::format::{MetaOp, Record};
 use super::index::Shared;
 use super::reader::Reader;
 use super::ring::{
-    AppendBody, Appended, AtomicPartBody, GroupResult, Ring, Sealed, Unsynced, error_chain, poison,
-    publish, release,
+    AppendBody, Appended, AtomicPartBody, GroupResult, Ring, Sealed, Unsynced, count_program,
+    error_chain, poison, publish, release,
 };
 use super::types::{Offset, PartitionId, ProducerEpoch, ProducerId};
 use std::collections::VecDeque;
@@ -418,7 +418,7 @@ impl<F: Flash + 'static> Log<F> {
         let published = Arc::new(event_listener::Event::new());
         // Holds the sealed group waiting while the sync thread works on the one before.
         let (tx, rx) = mpsc::sync_channel::<GroupJob>(GROUPS_IN_FLIGHT_MAX - 1);
-        let (to_ack, acks) = mpsc::sync_channel::<AckJob>(2);
+        let (to_ack, acks) = mpsc::sync_channel::<AckJob>(1);
         let interval_bytes = ring.config().index_interval_bytes;
         let (s, p) = (shared.clone(), published.clone());
         let ack_thread = std::thread::Builder::new()
@@ -617,19 +617,30 @@ struct Syncer<F: Flash> {
     spares: Spares,
 }
 
-/// Tells the writer the sync thread ended if it ends for any reason (a panic included), so the
-/// writer never waits for a group that nobody will sync.
-struct SyncerGone<'a>(&'a Queue);
+/// If the sync thread ends with groups in flight (a panic: it returns only when the writer has
+/// dropped its sender, after every group was done), the ring is poisoned — a program may be
+/// unsynced, so nothing may be written again before a reopen (invariants 1 and 5) — and the
+/// writer is told, so it never waits for a group that nobody will sync.
+struct SyncerGone<'a> {
+    queue: &'a Queue,
+    shared: &'a RwLock<Shared>,
+}
 
 impl Drop for SyncerGone<'_> {
     fn drop(&mut self) {
-        let mut s = lock(&self.0.state);
+        let mut s = lock(&self.queue.state);
         if s.in_flight > 0 {
+            let e = FlashError::Io {
+                op: "sync",
+                offset: 0,
+                source: std::io::Error::other("the sync thread stopped"),
+            };
+            let cause = poison(self.shared, &e);
             s.in_flight = 0;
-            self.0.in_flight.store(0, Ordering::Release);
-            s.failed = Some("the sync thread stopped".into());
+            self.queue.in_flight.store(0, Ordering::Release);
+            s.failed = Some(cause);
         }
-        self.0.wake_writer.notify_one();
+        self.queue.wake_writer.notify_one();
     }
 }
 
@@ -639,7 +650,10 @@ impl<F: Flash> Syncer<F> {
     /// it on to the ack thread, so that the next group (usually sealed and waiting already) is
     /// programmed the moment a sync returns. Ends when the writer drops its sender.
     fn run(self, rx: mpsc::Receiver<GroupJob>, to_ack: mpsc::SyncSender<AckJob>) {
-        let _gone = SyncerGone(&self.queue);
+        let _gone = SyncerGone {
+            queue: &self.queue,
+            shared: &self.shared,
+        };
         for job in rx {
             let GroupJob {
                 program,
@@ -662,7 +676,11 @@ impl<F: Flash> Syncer<F> {
             }
             if let Some((at, bytes)) = program {
                 let programmed = self.flash.program(at, &bytes);
+                let len = bytes.len();
                 self.recycle(bytes);
+                if programmed.is_ok() {
+                    count_program(&self.shared, len);
+                }
                 if let Err(e) = programmed {
                     let cause = poison(&self.shared, &e);
                     self.queue.group_done(Err(cause.clone()));
@@ -675,14 +693,17 @@ impl<F: Flash> Syncer<F> {
             }
             match self.flash.sync() {
                 Ok(()) => {
-                    // The medium is free: the next group may be handed over while this one is
-                    // published and answered.
-                    self.queue.group_done(Ok(()));
+                    // Passed on first, then counted done: the groups the ack thread holds count
+                    // as in flight until it has them, so their records stay bounded (this send
+                    // waits only while it lags two groups behind).
                     if let Err(mpsc::SendError(job)) = to_ack.send(AckJob { unsynced, durable }) {
                         // The ack thread is gone (it panicked).
                         log::error!("storage: the ack thread stopped");
                         drop(job); // its replies answer `Closed`
                     }
+                    // The medium is free: the next group may be handed over while this one is
+                    // published and answered.
+                    self.queue.group_done(Ok(()));
                 }
                 Err(e) => {
                     let cause = poison(&self.shared, &e);
@@ -716,7 +737,7 @@ fn fail_waiters(waiters: impl Iterator<Item = Waiter>, cause: &str, sync_failed:
 }
 
 /// Publishes synced groups to readers and answers their `durable` appends, in sync order
-/// (the channel is FIFO and holds at most two groups, so RAM stays bounded).
+/// (the channel is FIFO and holds at most one group, so RAM stays bounded).
 fn ack_loop(
     rx: mpsc::Receiver<AckJob>,
     shared: &RwLock<Shared>,
@@ -770,7 +791,8 @@ struct Handover<'a> {
 
 impl Handover<'_> {
     /// Seals the group being built and hands it to the sync thread, with its appends' replies.
-    /// The caller checked that the sync thread can take it (so the send does not block).
+    /// The caller checked that the sync thread can take it (so the send does not block: only the
+    /// writer adds groups, and the sync thread holds at most one besides the channel's).
     fn hand_over<F: Flash>(&self, ring: &mut Ring<F>, placed: &mut Vec<(Job, Appended)>) {
         let spare = lock(&self.spares).pop().unwrap_or_default();
         let Sealed { program, unsynced } = match ring.seal_group(spare) {
@@ -808,7 +830,8 @@ impl Handover<'_> {
             };
             let cause = poison(&ring.shared(), &e);
             self.queue.group_done(Err(cause.clone()));
-            fail_waiters(job.written.into_iter().chain(job.durable), &cause, true);
+            fail_waiters(job.written.into_iter(), &cause, false);
+            fail_waiters(job.durable.into_iter(), &cause, true);
         }
     }
 }

@@ -953,9 +953,13 @@ impl<F: Flash> Ring<F> {
             return Ok(());
         };
         let result = self.flash.program(at, &self.buf);
+        let len = self.buf.len();
         self.buf.clear();
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                count_program(&self.shared, len);
+                Ok(())
+            }
             Err(e) => Err(self.poison(e)),
         }
     }
@@ -1057,11 +1061,6 @@ impl<F: Flash> Ring<F> {
         self.head.pos += len as u64;
         self.ends.push((seq, self.head.pos));
         self.next_group = GroupSeq(group.0.saturating_add(1));
-        {
-            let mut shared = self.write_shared();
-            shared.stats.groups_written += 1;
-            shared.stats.bytes_programmed += len as u64;
-        }
         self.drafts.clear();
         self.atomic_parts.clear();
         Ok(Some(at))
@@ -1216,6 +1215,15 @@ pub(crate) fn publish(shared: &RwLock<Shared>, unsynced: Unsynced, interval_byte
         let p = shared.partitions.entry(u.partition).or_default();
         p.durable_next = p.durable_next.max(next);
     }
+}
+
+/// Counts a group programmed (`len` bytes, padding included) in the ring's stats.
+pub(crate) fn count_program(shared: &RwLock<Shared>, len: usize) {
+    let mut shared = shared
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    shared.stats.groups_written += 1;
+    shared.stats.bytes_programmed += len as u64;
 }
 
 /// Poisons the ring after a failed program, erase or sync (invariant 5) and returns the cause.
