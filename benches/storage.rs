@@ -12,9 +12,15 @@
 //! preallocation is not timed.
 //!
 //! Below the table, per workload: groups, syncs and average group size (from the ring's
-//! counters), where the writer thread's time went (on CPU, waiting for a CPU, inside
-//! `fdatasync` and `program`, measured around each call of the flash), the client thread's CPU,
-//! both raw runs, and the peak RSS (VmHWM, reset before each workload).
+//! counters), how busy the medium was (time inside `fdatasync` and `program`, measured around
+//! each call of the flash), each thread's time on a CPU and waiting for one, the CPU time per
+//! record, both raw runs, and the peak RSS (VmHWM, reset before each workload). Then the same
+//! workload once more on no medium at all (every program and sync returns at once): what the
+//! CPU alone allows, in records/s and as a share of the raw limit. When that share is not
+//! far above the ratio, the run was bound by the CPU, not by the disk.
+//!
+//! The client tasks reuse their records' buffers (they come back with the answer), as the raw
+//! side reuses its one buffer: neither side's figure includes making the data.
 //!
 //! MB is 10^6 bytes. Payload bytes are the record values only (no key, no headers, no framing):
 //! what the ring programs on top of that (batch headers, record framing, padding) is counted
@@ -34,7 +40,7 @@
 //!   workload the issue measures; more shows what the per-append costs are).
 //! - `--quick` [`OUTPOST_BENCH_QUICK=1`]: a smoke run (20,000 and 5,000 records).
 
-use outpost::storage::flash::{FileFlash, Flash, FlashError, Geometry};
+use outpost::storage::flash::{ERASED_BYTE, FileFlash, Flash, FlashError, Geometry};
 use outpost::storage::{Acks, Log, PartitionId, Record, Ring, RingConfig};
 use std::cell::{Cell, RefCell};
 use std::fs::{self, OpenOptions};
@@ -215,17 +221,56 @@ impl FlashTimes {
 /// deferred); only the time spent in `program`, `erase` and `sync` is added up, so the bench
 /// can tell whether the writer waits on the disk or on the CPU.
 struct Timed {
-    inner: FileFlash,
+    inner: Medium,
     times: Arc<FlashTimes>,
+}
+
+/// What is under the stopwatch: the ring file, or no medium at all (the CPU ceiling run: every
+/// read returns erased bytes, every program, erase and sync returns at once).
+enum Medium {
+    File(FileFlash),
+    None(Geometry),
+}
+
+impl Medium {
+    fn program(&self, offset: u64, data: &[u8]) -> Result<(), FlashError> {
+        match self {
+            Medium::File(f) => f.program(offset, data),
+            Medium::None(_) => Ok(()),
+        }
+    }
+
+    fn erase(&self, block_offset: u64) -> Result<(), FlashError> {
+        match self {
+            Medium::File(f) => f.erase(block_offset),
+            Medium::None(_) => Ok(()),
+        }
+    }
+
+    fn sync(&self) -> Result<(), FlashError> {
+        match self {
+            Medium::File(f) => f.sync(),
+            Medium::None(_) => Ok(()),
+        }
+    }
 }
 
 impl Flash for Timed {
     fn geometry(&self) -> Geometry {
-        self.inner.geometry()
+        match &self.inner {
+            Medium::File(f) => f.geometry(),
+            Medium::None(g) => *g,
+        }
     }
 
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), FlashError> {
-        self.inner.read(offset, buf)
+        match &self.inner {
+            Medium::File(f) => f.read(offset, buf),
+            Medium::None(_) => {
+                buf.fill(ERASED_BYTE);
+                Ok(())
+            }
+        }
     }
 
     fn program(&self, offset: u64, data: &[u8]) -> Result<(), FlashError> {
@@ -348,7 +393,10 @@ fn run_in(opts: &Opts, workdir: &Path, fs_type: &str, device: &str) -> Result<()
             continue;
         }
         eprintln!("… {name}: {records} records");
-        outcomes.push(run_workload(opts, workdir, name, records, record_bytes)?);
+        let on_disk = run_workload(opts, workdir, name, records, record_bytes, false)?;
+        eprintln!("… {name}: {records} records, no disk (the CPU ceiling)");
+        let ceiling = run_workload(opts, workdir, name, records, record_bytes, true)?;
+        outcomes.push((on_disk, ceiling));
     }
     print_table(opts, &outcomes);
     println!("load average at the end: {}", load_average());
@@ -385,35 +433,47 @@ fn bench_config(opts: &Opts, records: u64, record_bytes: u64) -> Result<RingConf
     Ok(cfg)
 }
 
+/// Runs one workload: on the disk (with the raw limit measured before and after), or with
+/// `no_disk` on no medium at all, which shows what the CPU alone allows.
 fn run_workload(
     opts: &Opts,
     workdir: &Path,
     name: &'static str,
     records: u64,
     record_bytes: u64,
+    no_disk: bool,
 ) -> Result<Outcome, BoxError> {
     let cfg = bench_config(opts, records, record_bytes)?;
     let payload = records * record_bytes;
 
     // The raw limit once before ours (and once after, below)...
     let raw_path = workdir.join(format!("raw-{record_bytes}.bin"));
-    let raw_before = raw_write(&raw_path, payload)?;
+    let raw_before = if no_disk {
+        Duration::ZERO
+    } else {
+        raw_write(&raw_path, payload)?
+    };
 
     // ...then ours, on a freshly created ring file (creation and recovery are not timed).
     let ring_path = workdir.join(format!("ring-{record_bytes}.bin"));
-    let _ = fs::remove_file(&ring_path);
     let geometry = Geometry::new(
         cfg.erase_block_bytes,
         cfg.program_unit_bytes,
         cfg.ring_bytes,
     )?;
-    let (flash, created) = FileFlash::open_or_create(&ring_path, geometry)?;
-    if !created {
-        return Err(format!("{} existed already", ring_path.display()).into());
-    }
+    let medium = if no_disk {
+        Medium::None(geometry)
+    } else {
+        let _ = fs::remove_file(&ring_path);
+        let (flash, created) = FileFlash::open_or_create(&ring_path, geometry)?;
+        if !created {
+            return Err(format!("{} existed already", ring_path.display()).into());
+        }
+        Medium::File(flash)
+    };
     let times = Arc::new(FlashTimes::default());
     let flash = Timed {
-        inner: flash,
+        inner: medium,
         times: times.clone(),
     };
     let (ring, _report) = Ring::open(flash, cfg.clone())?;
@@ -488,10 +548,14 @@ fn run_workload(
     log.close();
     drop(log);
     let peak_rss_bytes = peak_rss_bytes().filter(|_| rss_reset);
-    fs::remove_file(&ring_path)?;
-
-    let raw_after = raw_write(&raw_path, payload)?;
-    fs::remove_file(&raw_path)?;
+    let raw_after = if no_disk {
+        Duration::ZERO
+    } else {
+        fs::remove_file(&ring_path)?;
+        let raw = raw_write(&raw_path, payload)?;
+        fs::remove_file(&raw_path)?;
+        raw
+    };
     Ok(Outcome {
         name,
         records,
@@ -515,7 +579,10 @@ fn run_workload(
     })
 }
 
-/// One client: appends the next `per_append` records (durable) until all are taken.
+/// One client: appends the next `per_append` records (durable) until all are taken. Like the
+/// raw side, which writes from one reused buffer, it reuses its records' buffers (they come
+/// back with the answer, `Log::append_returning`): the figures measure the log, not the
+/// allocator making a fresh 1 KiB buffer per record. The bytes appended are the same either way.
 async fn append_loop(
     log: &Log<Timed>,
     next: &Cell<u64>,
@@ -525,6 +592,7 @@ async fn append_loop(
     latency: &RefCell<Histogram>,
     failure: &RefCell<Option<String>>,
 ) {
+    let mut spare: Vec<Record> = Vec::new();
     loop {
         let first = next.get();
         if first >= records || failure.borrow().is_some() {
@@ -532,17 +600,25 @@ async fn append_loop(
         }
         let end = records.min(first + per_append);
         next.set(end);
-        let batch: Vec<Record> = (first..end)
-            .map(|i| Record {
+        let mut batch = std::mem::take(&mut spare);
+        batch.truncate((end - first) as usize);
+        for (r, i) in batch.iter_mut().zip(first..end) {
+            r.timestamp_ms = i as i64;
+        }
+        for i in first + batch.len() as u64..end {
+            batch.push(Record {
                 timestamp_ms: i as i64,
                 key: None,
                 value: value.to_vec(),
                 headers: Vec::new(),
-            })
-            .collect();
+            });
+        }
         let submitted = Instant::now();
-        let result = log.append(PartitionId(0), batch, Acks::Durable).await;
+        let (result, back) = log
+            .append_returning(PartitionId(0), batch, Acks::Durable)
+            .await;
         let took = submitted.elapsed();
+        spare = back;
         match result {
             Ok(Some(a)) if u64::from(a.record_count) == end - first => {
                 latency.borrow_mut().record(took)
@@ -591,7 +667,8 @@ fn raw_write(path: &Path, bytes: u64) -> Result<Duration, BoxError> {
     Ok(start.elapsed())
 }
 
-fn print_table(opts: &Opts, outcomes: &[Outcome]) {
+fn print_table(opts: &Opts, runs: &[(Outcome, Outcome)]) {
+    let outcomes: Vec<&Outcome> = runs.iter().map(|(o, _)| o).collect();
     println!(
         "{:<15} {:>9} {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}",
         "workload",
@@ -604,7 +681,7 @@ fn print_table(opts: &Opts, outcomes: &[Outcome]) {
         "raw MB/s",
         "ratio"
     );
-    for o in outcomes {
+    for o in &outcomes {
         println!(
             "{:<15} {:>9} {:>11.0} {:>8.1} {:>8.0} {:>8.0} {:>9.0} {:>9.1} {:>6.1}%",
             o.name,
@@ -619,7 +696,7 @@ fn print_table(opts: &Opts, outcomes: &[Outcome]) {
         );
     }
     println!();
-    for o in outcomes {
+    for (o, ceiling) in runs {
         let s = &o.stats;
         let avg_group = s
             .bytes_programmed
@@ -640,11 +717,10 @@ fn print_table(opts: &Opts, outcomes: &[Outcome]) {
             o.latency.max_us(),
         );
         println!(
-            "  writer thread: {}; in fdatasync {:.2} s ({:.0}%, {} calls, avg {:.2} ms, max \
-             {:.1} ms), in program (pwrite) {:.2} s ({} calls)",
-            share(o.writer_sched, o.elapsed),
+            "  the medium: busy {:.0}% of the run; in fdatasync {:.2} s ({} calls, avg {:.2} ms, \
+             max {:.1} ms), in program (pwrite) {:.2} s ({} calls)",
+            pct(o.sync_time + o.program_time, o.elapsed),
             o.sync_time.as_secs_f64(),
-            pct(o.sync_time, o.elapsed),
             o.syncs,
             o.sync_time.as_secs_f64() * 1e3 / o.syncs.max(1) as f64,
             o.sync_max.as_secs_f64() * 1e3,
@@ -652,7 +728,11 @@ fn print_table(opts: &Opts, outcomes: &[Outcome]) {
             o.programs,
         );
         println!(
-            "  sync thread (fdatasync): {}",
+            "  writer thread (encode, CRC, seal): {}",
+            share(o.writer_sched, o.elapsed)
+        );
+        println!(
+            "  sync thread (pwrite, fdatasync): {}",
             share(o.sync_sched, o.elapsed)
         );
         println!(
@@ -660,6 +740,15 @@ fn print_table(opts: &Opts, outcomes: &[Outcome]) {
             share(o.ack_sched, o.elapsed)
         );
         println!("  client thread: {}", share(o.client_sched, o.elapsed));
+        println!("  CPU: {}", cpu_per_record(o));
+        println!(
+            "  no disk (the same workload with program and sync returning at once: what the CPU \
+             alone allows): {:.0} records/s = {:.1} MB/s = {:.0}% of the raw limit; {}",
+            ceiling.records as f64 / ceiling.elapsed.as_secs_f64(),
+            ceiling.mb_s(),
+            100.0 * ceiling.mb_s() / o.raw_mb_s(),
+            cpu_per_record(ceiling),
+        );
         let busy = [o.writer_sched, o.sync_sched, o.ack_sched, o.client_sched]
             .iter()
             .flatten()
@@ -717,6 +806,19 @@ fn print_table(opts: &Opts, outcomes: &[Outcome]) {
 
 fn pct(part: Duration, whole: Duration) -> f64 {
     100.0 * part.as_secs_f64() / whole.as_secs_f64()
+}
+
+/// The four threads' time on a CPU, summed, per record.
+fn cpu_per_record(o: &Outcome) -> String {
+    let threads = [o.writer_sched, o.sync_sched, o.ack_sched, o.client_sched];
+    if threads.iter().any(Option::is_none) {
+        return "CPU per record n/a".into();
+    }
+    let total: Duration = threads.iter().flatten().map(|s| s.on_cpu).sum();
+    format!(
+        "{:.2} µs on a CPU per record (writer, sync, ack and client threads)",
+        total.as_secs_f64() * 1e6 / o.records.max(1) as f64
+    )
 }
 
 fn share(s: Option<Sched>, wall: Duration) -> String {

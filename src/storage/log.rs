@@ -474,6 +474,29 @@ impl<F: Flash> Log<F> {
             .await
     }
 
+    /// [`Log::append`], and hands the records back once it is answered, so the caller can
+    /// reuse their buffers for the next append instead of allocating (and the allocator
+    /// zeroing) new ones. Empty with `Acks::None` (the writer drops those) and when the log is
+    /// closed.
+    pub async fn append_returning(
+        &self,
+        partition: PartitionId,
+        records: Vec<Record>,
+        acks: Acks,
+    ) -> (Result<Option<Appended>, AppendError>, Vec<Record>) {
+        let body = JobBody::Records { partition, records };
+        let pending = match self.queue_job(body, acks).await {
+            Ok(p) => p,
+            Err(e) => return (Err(e), Vec::new()),
+        };
+        let (result, body) = pending.wait_returning().await;
+        let records = match body {
+            Some(JobBody::Records { records, .. }) => records,
+            _ => Vec::new(),
+        };
+        (result, records)
+    }
+
     /// Appends metadata operations (always durable before it returns).
     pub async fn append_meta(&self, ops: Vec<MetaOp>) -> Result<(), AppendError> {
         self.submit(JobBody::Meta(ops), Acks::Durable).await?;
@@ -561,12 +584,17 @@ pub struct Pending(Option<Answer>);
 impl Pending {
     /// Waits until the append's ack mode is satisfied.
     pub async fn wait(self) -> Result<Option<Appended>, AppendError> {
+        // The body is dropped here, on the appender's thread.
+        self.wait_returning().await.0
+    }
+
+    /// `wait`, with the append's body handed back (`None` for `Acks::None`).
+    async fn wait_returning(self) -> (Result<Option<Appended>, AppendError>, Option<JobBody>) {
         match self.0 {
-            None => Ok(None),
+            None => (Ok(None), None),
             Some(answer) => match answer.await {
-                // The body is dropped here, on the appender's thread.
-                Some((result, _body)) => result.map(Some),
-                None => Err(AppendError::Closed),
+                Some((result, body)) => (result.map(Some), body),
+                None => (Err(AppendError::Closed), None),
             },
         }
     }
