@@ -135,6 +135,28 @@ fn durable_ack_waits_for_the_sync_and_reports_its_failure() {
     assert_eq!(log.reader().offsets(PartitionId(0)).1, Offset(1));
 }
 
+/// `append_returning` hands the records back with the answer (for the caller to reuse their
+/// buffers), after the same durable ack as `append`; `acks = none` keeps nothing to hand back.
+#[test]
+fn append_returning_hands_the_records_back_after_the_ack() {
+    let log = open();
+    smol::block_on(async {
+        let records = vec![rec(1), rec(2)];
+        let (a, back) = log
+            .append_returning(PartitionId(3), records.clone(), Acks::Durable)
+            .await;
+        let a = a.unwrap().unwrap();
+        assert_eq!((a.base_offset, a.record_count), (Offset(0), 2));
+        assert_eq!(back, records);
+        assert_eq!(log.reader().offsets(PartitionId(3)).1, Offset(2));
+        let (none, back) = log
+            .append_returning(PartitionId(3), records.clone(), Acks::None)
+            .await;
+        assert!(none.unwrap().is_none());
+        assert!(back.is_empty());
+    });
+}
+
 /// What [`PanicsInSync`] counts, shared with the test.
 #[derive(Default)]
 struct SyncCounters {
