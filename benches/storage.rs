@@ -40,11 +40,14 @@
 //! - `--per-append N` [`OUTPOST_BENCH_PER_APPEND`]: records per append (default 1: every
 //!   record its own append, the costliest case). With 1, the 1 KiB workload also runs with 16
 //!   records per append ("durable 1 KiB ×16": a device sending a batch per frame) and W/16
-//!   appends in flight (the same records in flight), which shows what the per-append costs are.
+//!   appends in flight (the same records in flight), which shows what the per-append costs are;
+//!   and then so once more on a ring of 4 segments under `drop-oldest` ("1 KiB ×16, wraps"),
+//!   which the run goes around several times: the steady state of a full ring, where every
+//!   segment roll first erases the slot it reuses (on a file, writing it with `0xFF`).
 //! - `--quick` [`OUTPOST_BENCH_QUICK=1`]: a smoke run (20,000 and 5,000 records).
 
 use outpost::storage::flash::{ERASED_BYTE, FileFlash, Flash, FlashError, Geometry};
-use outpost::storage::{Acks, Log, PartitionId, Record, Ring, RingConfig};
+use outpost::storage::{Acks, FullPolicy, Log, PartitionId, Record, Ring, RingConfig};
 use std::cell::{Cell, RefCell};
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -72,6 +75,7 @@ const BATCH_HEADER_BYTES: u64 = 40;
 /// Records per append of the batched 1 KiB workload.
 const BATCHED_PER_APPEND: u64 = 16;
 const BATCHED_NAME: &str = "durable 1 KiB ×16";
+const WRAPPING_NAME: &str = "1 KiB ×16, wraps";
 /// The issue's target: payload MB/s at 1 KiB at least this share of the raw limit.
 const TARGET_RATIO: f64 = 0.85;
 
@@ -313,6 +317,9 @@ struct Workload {
     per_append: u64,
     /// Appends in flight.
     window: usize,
+    /// A ring of 4 segments under `drop-oldest`, so the run wraps around it several times:
+    /// every roll then erases the slot it reuses, as a full ring does in steady state.
+    wraps: bool,
 }
 
 struct Outcome {
@@ -332,6 +339,8 @@ struct Outcome {
     /// their total, the longest sync.
     programs: u64,
     program_time: Duration,
+    /// Wall time inside `erase` (a roll into a slot that held data erases it first).
+    erase_time: Duration,
     syncs: u64,
     sync_time: Duration,
     sync_max: Duration,
@@ -379,12 +388,38 @@ fn run(opts: &Opts) -> Result<(), BoxError> {
 fn run_in(opts: &Opts, workdir: &Path, fs_type: &str, device: &str) -> Result<(), BoxError> {
     // With one record per append (the default), the 1 KiB workload runs a second time with
     // BATCHED_PER_APPEND records per append: a device that sends a batch per frame.
+    // Then that once more on a ring it wraps around several times (steady state).
     let mut workloads = vec![
-        ("durable 100 B", opts.records_100, 100, opts.per_append),
-        ("durable 1 KiB", opts.records_1k, KIB, opts.per_append),
+        (
+            "durable 100 B",
+            opts.records_100,
+            100,
+            opts.per_append,
+            false,
+        ),
+        (
+            "durable 1 KiB",
+            opts.records_1k,
+            KIB,
+            opts.per_append,
+            false,
+        ),
     ];
     if opts.per_append == 1 {
-        workloads.push((BATCHED_NAME, opts.records_1k, KIB, BATCHED_PER_APPEND));
+        workloads.push((
+            BATCHED_NAME,
+            opts.records_1k,
+            KIB,
+            BATCHED_PER_APPEND,
+            false,
+        ));
+        workloads.push((
+            WRAPPING_NAME,
+            opts.records_1k,
+            KIB,
+            BATCHED_PER_APPEND,
+            true,
+        ));
     }
     println!(
         "outpost storage bench — dir {} ({fs_type} on {device}), group_bytes_max {}{}, W={}{}{}",
@@ -409,12 +444,12 @@ fn run_in(opts: &Opts, workdir: &Path, fs_type: &str, device: &str) -> Result<()
         load_average()
     );
     let mut outcomes = Vec::new();
-    for (name, records, record_bytes, per_append) in workloads {
+    for (name, records, record_bytes, per_append, wraps) in workloads {
         if records == 0 {
             continue;
         }
         // The batched workload keeps the same records in flight, not 16 times as many.
-        let window = if name == BATCHED_NAME {
+        let window = if per_append == BATCHED_PER_APPEND {
             (opts.window / BATCHED_PER_APPEND as usize).max(1)
         } else {
             opts.window
@@ -425,6 +460,7 @@ fn run_in(opts: &Opts, workdir: &Path, fs_type: &str, device: &str) -> Result<()
             record_bytes,
             per_append,
             window,
+            wraps,
         };
         eprintln!("… {name}: {records} records");
         let on_disk = run_workload(opts, workdir, &w, false)?;
@@ -437,12 +473,8 @@ fn run_in(opts: &Opts, workdir: &Path, fs_type: &str, device: &str) -> Result<()
     Ok(())
 }
 
-fn bench_config(
-    opts: &Opts,
-    records: u64,
-    record_bytes: u64,
-    per_append: u64,
-) -> Result<RingConfig, BoxError> {
+fn bench_config(opts: &Opts, w: &Workload) -> Result<RingConfig, BoxError> {
+    let (records, record_bytes, per_append) = (w.records, w.record_bytes, w.per_append);
     let mut cfg = RingConfig::dev_default();
     cfg.erase_block_bytes = MIB;
     cfg.program_unit_bytes = 4096;
@@ -457,6 +489,10 @@ fn bench_config(
     } else {
         RING_BYTES_MIN
     });
+    if w.wraps {
+        cfg.ring_bytes = 4 * SEGMENT_BYTES;
+        cfg.full_policy = FullPolicy::DropOldest;
+    }
     cfg.validate()
         .map_err(|e| format!("bench ring config refused: {e}"))?;
     let batch =
@@ -486,8 +522,9 @@ fn run_workload(
         record_bytes,
         per_append,
         window: _,
+        wraps,
     } = w;
-    let cfg = bench_config(opts, records, record_bytes, per_append)?;
+    let cfg = bench_config(opts, w)?;
     let payload = records * record_bytes;
 
     // The raw limit once before ours (and once after, below)...
@@ -528,6 +565,7 @@ fn run_workload(
         &times.program_ns,
         &times.syncs,
         &times.sync_ns,
+        &times.erase_ns,
     ]
     .map(FlashTimes::get);
     times.sync_max_ns.store(0, Ordering::Relaxed);
@@ -568,6 +606,7 @@ fn run_workload(
         &times.program_ns,
         &times.syncs,
         &times.sync_ns,
+        &times.erase_ns,
     ]
     .map(FlashTimes::get);
     let sync_max = Duration::from_nanos(FlashTimes::get(&times.sync_max_ns));
@@ -580,7 +619,7 @@ fn run_workload(
     if durable.0 != records {
         return Err(format!("{name}: {records} appended but {durable} durable").into());
     }
-    if snapshot.stats.segments_reclaimed != 0 {
+    if snapshot.stats.segments_reclaimed != 0 && !wraps {
         return Err(format!("{name}: the ring wrapped; raise ring_bytes").into());
     }
     log.close();
@@ -607,6 +646,7 @@ fn run_workload(
         client_sched,
         programs: t1[0] - t0[0],
         program_time: Duration::from_nanos(t1[1] - t0[1]),
+        erase_time: Duration::from_nanos(t1[4] - t0[4]),
         syncs: t1[2] - t0[2],
         sync_time: Duration::from_nanos(t1[3] - t0[3]),
         sync_max,
@@ -756,14 +796,17 @@ fn print_table(opts: &Opts, runs: &[(Outcome, Outcome)]) {
         );
         println!(
             "  the medium: busy {:.0}% of the run; in fdatasync {:.2} s ({} calls, avg {:.2} ms, \
-             max {:.1} ms), in program (pwrite) {:.2} s ({} calls)",
-            pct(o.sync_time + o.program_time, o.elapsed),
+             max {:.1} ms), in program (pwrite) {:.2} s ({} calls), in erase {:.2} s ({} \
+             segments reclaimed)",
+            pct(o.sync_time + o.program_time + o.erase_time, o.elapsed),
             o.sync_time.as_secs_f64(),
             o.syncs,
             o.sync_time.as_secs_f64() * 1e3 / o.syncs.max(1) as f64,
             o.sync_max.as_secs_f64() * 1e3,
             o.program_time.as_secs_f64(),
             o.programs,
+            o.erase_time.as_secs_f64(),
+            s.segments_reclaimed,
         );
         println!(
             "  writer thread (encode, CRC, seal): {}",
