@@ -96,8 +96,6 @@ pub struct Recovered {
     pub head: Option<Head>,
     pub ring_id: u64,
     pub next_group: GroupSeq,
-    /// Per slot: true if every byte of a slot that holds no live segment reads as erased.
-    pub erased_slots: Vec<bool>,
 }
 
 /// Runs recovery on `flash` for `cfg`.
@@ -271,7 +269,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             .is_some_and(|o| o.seq.0.checked_add(self.n) == newest.0.checked_add(1));
         let mut shared = Shared::default();
         let mut head = None;
-        let mut dropped_slot = None;
         for (i, h) in live.iter().enumerate() {
             if holes.iter().any(|m| *m < h.seq) {
                 self.skipped = true;
@@ -296,7 +293,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                         );
                         self.report.interrupted_reclaim = Some(h.seq);
                         self.report.segments.pop();
-                        dropped_slot = Some(h.seq.0 % self.n);
                         continue;
                     }
                     self.damage(at)?;
@@ -308,20 +304,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                 seg
             };
             shared.segments.push_back(seg);
-        }
-
-        // 4. Slots that hold no live segment: are they erased (usable without an erase)?
-        let live_slots: Vec<u64> = live
-            .iter()
-            .map(|h| h.seq.0 % self.n)
-            .filter(|s| Some(*s) != dropped_slot)
-            .collect();
-        let mut erased_slots = vec![false; self.n as usize];
-        for slot in 0..self.n {
-            if !live_slots.contains(&slot) {
-                erased_slots[slot as usize] =
-                    self.is_erased(self.base(slot), self.cfg.segment_bytes)?;
-            }
         }
 
         for (p, next) in &self.parts_next {
@@ -348,7 +330,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             head,
             ring_id,
             next_group: GroupSeq(self.group_max.0.saturating_add(1)),
-            erased_slots,
         })
     }
 
@@ -415,11 +396,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
     }
 
     fn blank(self) -> Result<Recovered, OpenError> {
-        // Blank headers do not prove blank bodies (an erase may have been cut): check them.
-        let mut erased_slots = Vec::with_capacity(self.n as usize);
-        for slot in 0..self.n {
-            erased_slots.push(self.is_erased(self.base(slot), self.cfg.segment_bytes)?);
-        }
         Ok(Recovered {
             report: RecoveryReport {
                 blank: true,
@@ -431,7 +407,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             head: None,
             ring_id: 0,
             next_group: GroupSeq(1),
-            erased_slots,
         })
     }
 
@@ -840,20 +815,5 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             &mut body,
         )?;
         Ok(bh.check_body(h.seq, &body).is_ok())
-    }
-
-    fn is_erased(&self, at: u64, len: u64) -> Result<bool, OpenError> {
-        let chunk = self.cfg.read_chunk_bytes.min(len);
-        let mut buf = vec![0u8; chunk as usize];
-        let mut off = 0;
-        while off < len {
-            let n = chunk.min(len - off) as usize;
-            self.flash.read(at + off, &mut buf[..n])?;
-            if buf[..n].iter().any(|&x| x != ERASED_BYTE) {
-                return Ok(false);
-            }
-            off += n as u64;
-        }
-        Ok(true)
     }
 }

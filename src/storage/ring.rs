@@ -18,7 +18,7 @@
 
 use super::config::{FullPolicy, RingConfig};
 use super::error::{AppendError, OpenError};
-use super::flash::{ERASED_BYTE, Flash, FlashError};
+use super::flash::{ERASED_BYTE, Flash, FlashError, reads_erased};
 use super::format::{
     AtomicPartIn, BATCH_HEADER_BYTES, BatchHeader, BatchKind, Checkpoint, FLAG_LAST_IN_GROUP,
     MetaOp, PREV_END_NONE, Record, SegmentHeader, align_up, atomic_body_bytes, encode_atomic_body,
@@ -183,7 +183,6 @@ pub struct Ring<F: Flash> {
     parts_next: BTreeMap<PartitionId, Offset>,
     meta: MetaState,
     ring_id: u64,
-    erased_slots: Vec<bool>,
     /// The group being built: encoded batches, headers left blank until flush.
     buf: Vec<u8>,
     drafts: Vec<Draft>,
@@ -240,7 +239,6 @@ impl<F: Flash> Ring<F> {
             parts_next: rec.parts_next,
             meta: rec.meta,
             ring_id: rec.ring_id,
-            erased_slots: rec.erased_slots,
             buf: Vec::with_capacity(cfg.group_bytes_max as usize),
             drafts: Vec::new(),
             atomic_parts: Vec::new(),
@@ -280,12 +278,12 @@ impl<F: Flash> Ring<F> {
             appendable: true,
             has_checkpoint: false,
         };
-        if !self.erased_slots[0] {
+        // Blank headers do not prove blank bodies (an erase may have been cut): read it.
+        if !self.slot_reads_erased(0)? {
             self.erase_slot(0)?;
         }
         self.program_header(SegmentSeq(0), 0, PREV_END_NONE)?;
         self.flash.sync()?;
-        self.erased_slots[0] = false;
         self.write_shared()
             .segments
             .push_back(SegIndex::new(SegmentSeq(0), 0, self.head.pos));
@@ -1076,6 +1074,7 @@ impl<F: Flash> Ring<F> {
             let shared = self.read_shared();
             shared.segments.front().filter(|s| s.slot == slot).cloned()
         };
+        let reclaims = occupied.is_some();
         if let Some(oldest) = occupied {
             let lost = self.unreleased(&oldest);
             if !lost.is_empty() && self.cfg.full_policy == FullPolicy::Reject {
@@ -1112,16 +1111,20 @@ impl<F: Flash> Ring<F> {
                 }
                 self.drop_events.push_back(ev);
             }
-            self.erased_slots[slot as usize] = false;
         }
-        if !self.erased_slots[slot as usize] {
+        // A free slot (never used, or freed by an interrupted reclaim) that reads erased is
+        // used as it is: on a fresh ring file that spares writing every segment twice in the
+        // first lap. It is read here, when it is needed, not at open: a ring that has not
+        // wrapped yet would otherwise be read in full at every start. Nothing writes a free
+        // slot before its roll, so reading it now or at open gives the same answer.
+        let erased = !reclaims && self.slot_reads_erased(slot).map_err(RollError::Flash)?;
+        if !erased {
             self.erase_slot(slot).map_err(RollError::Flash)?;
         } else {
             // Seal the current segment first: its last group must be durable before a newer
             // header exists, or recovery would see a torn sealed segment (invariant 1).
             self.flash.sync().map_err(RollError::Flash)?;
         }
-        self.erased_slots[slot as usize] = false;
         self.program_header(seq, slot, prev_end)
             .map_err(RollError::Flash)?;
         self.flash.sync().map_err(RollError::Flash)?;
@@ -1174,8 +1177,17 @@ impl<F: Flash> Ring<F> {
             at += block;
         }
         self.flash.sync()?;
-        self.erased_slots[slot as usize] = true;
         Ok(())
+    }
+
+    /// Whether every byte of `slot` reads erased (stops at the first chunk that does not).
+    fn slot_reads_erased(&self, slot: u64) -> Result<bool, FlashError> {
+        reads_erased(
+            &*self.flash,
+            self.slot_base(slot),
+            self.cfg.segment_bytes,
+            self.cfg.read_chunk_bytes,
+        )
     }
 
     fn program_header(&self, seq: SegmentSeq, slot: u64, prev_end: u64) -> Result<(), FlashError> {

@@ -258,6 +258,28 @@ pub(crate) fn check_aligned(
 
 /// A shared handle is a flash too: tests keep one to take a crash image after the ring that
 /// owned the other failed or was dropped.
+/// Whether every byte of `[at, at + len)` reads as [`ERASED_BYTE`], read `chunk_bytes` at a
+/// time; stops at the first chunk holding anything else (so a slot with data costs one read).
+pub fn reads_erased<F: Flash + ?Sized>(
+    flash: &F,
+    at: u64,
+    len: u64,
+    chunk_bytes: u64,
+) -> Result<bool, FlashError> {
+    let chunk = chunk_bytes.clamp(1, len.max(1));
+    let mut buf = vec![0u8; chunk as usize];
+    let mut off = 0;
+    while off < len {
+        let n = chunk.min(len - off) as usize;
+        flash.read(at + off, &mut buf[..n])?;
+        if buf[..n].iter().any(|&x| x != ERASED_BYTE) {
+            return Ok(false);
+        }
+        off += n as u64;
+    }
+    Ok(true)
+}
+
 impl<T: Flash + ?Sized> Flash for std::sync::Arc<T> {
     fn geometry(&self) -> Geometry {
         (**self).geometry()
