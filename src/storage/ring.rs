@@ -268,7 +268,7 @@ impl<F: Flash> Ring<F> {
     }
 
     /// Writes the first segment of an area recovery found blank (also after a format cut
-    /// short): slot 0 is erased first unless recovery read it as entirely erased.
+    /// short): slot 0 is erased first unless it reads as entirely erased (read in full here).
     fn format(&mut self) -> Result<(), OpenError> {
         self.ring_id = fresh_ring_id();
         self.head = Head {
@@ -279,7 +279,7 @@ impl<F: Flash> Ring<F> {
             has_checkpoint: false,
         };
         // Blank headers do not prove blank bodies (an erase may have been cut): read it.
-        if !self.slot_reads_erased(0)? {
+        if !self.slot_reads_erased(0) {
             self.erase_slot(0)?;
         }
         self.program_header(SegmentSeq(0), 0, PREV_END_NONE)?;
@@ -1117,7 +1117,7 @@ impl<F: Flash> Ring<F> {
         // first lap. It is read here, when it is needed, not at open: a ring that has not
         // wrapped yet would otherwise be read in full at every start. Nothing writes a free
         // slot before its roll, so reading it now or at open gives the same answer.
-        let erased = !reclaims && self.slot_reads_erased(slot).map_err(RollError::Flash)?;
+        let erased = !reclaims && self.slot_reads_erased(slot);
         if !erased {
             self.erase_slot(slot).map_err(RollError::Flash)?;
         } else {
@@ -1180,14 +1180,26 @@ impl<F: Flash> Ring<F> {
         Ok(())
     }
 
-    /// Whether every byte of `slot` reads erased (stops at the first chunk that does not).
-    fn slot_reads_erased(&self, slot: u64) -> Result<bool, FlashError> {
-        reads_erased(
+    /// Whether every byte of `slot` reads erased (stops at the first chunk that does not). A
+    /// read that fails counts as "not erased": the slot is then erased, which is always
+    /// correct and may well cure what failed the read, rather than failing the roll.
+    fn slot_reads_erased(&self, slot: u64) -> bool {
+        let at = self.slot_base(slot);
+        match reads_erased(
             &*self.flash,
-            self.slot_base(slot),
+            at,
             self.cfg.segment_bytes,
             self.cfg.read_chunk_bytes,
-        )
+        ) {
+            Ok(erased) => erased,
+            Err(e) => {
+                log::warn!(
+                    "storage: reading free slot {slot} failed ({}); erasing it",
+                    error_chain(&e)
+                );
+                false
+            }
+        }
     }
 
     fn program_header(&self, seq: SegmentSeq, slot: u64, prev_end: u64) -> Result<(), FlashError> {

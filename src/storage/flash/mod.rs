@@ -256,8 +256,6 @@ pub(crate) fn check_aligned(
     Ok(())
 }
 
-/// A shared handle is a flash too: tests keep one to take a crash image after the ring that
-/// owned the other failed or was dropped.
 /// Whether every byte of `[at, at + len)` reads as [`ERASED_BYTE`], read `chunk_bytes` at a
 /// time; stops at the first chunk holding anything else (so a slot with data costs one read).
 pub fn reads_erased<F: Flash + ?Sized>(
@@ -280,6 +278,8 @@ pub fn reads_erased<F: Flash + ?Sized>(
     Ok(true)
 }
 
+/// A shared handle is a flash too: tests keep one to take a crash image after the ring that
+/// owned the other failed or was dropped.
 impl<T: Flash + ?Sized> Flash for std::sync::Arc<T> {
     fn geometry(&self) -> Geometry {
         (**self).geometry()
