@@ -266,6 +266,13 @@ impl Medium {
 }
 
 impl Flash for Timed {
+    fn created_erased(&self) -> bool {
+        match &self.inner {
+            Medium::File(f) => f.created_erased(),
+            Medium::None(_) => true,
+        }
+    }
+
     fn geometry(&self) -> Geometry {
         match &self.inner {
             Medium::File(f) => f.geometry(),

@@ -308,3 +308,77 @@ fn free_slots_are_read_by_the_roll_that_needs_them_not_at_open() {
 fn ring_counting_image(ring: &Ring<Counting>) -> SimFlash {
     SimFlash::from_image(ring.flash().inner.geometry(), ring.flash().inner.image())
 }
+
+/// Consecutive appends of one partition in one group share a batch (one header, one CRC);
+/// each keeps its own offsets, and a batch of another partition in between starts a new one.
+#[test]
+fn consecutive_appends_of_one_partition_share_a_batch() {
+    use outpost::storage::SegmentSeq;
+    use outpost::storage::format::{BATCH_HEADER_BYTES, BatchHeader, BatchKind, align_up};
+    let c = cfg();
+    let (mut ring, _) = Ring::open(flash(&c), c.clone()).unwrap();
+    let recs: Vec<Record> = (0..5).map(rec).collect();
+    fn body(p: u32, r: &[Record]) -> AppendBody<'_> {
+        AppendBody::Records {
+            partition: PartitionId(p),
+            records: r,
+        }
+    }
+    let g = ring
+        .write_group(&[
+            body(0, &recs[0..1]),
+            body(0, &recs[1..3]),
+            body(1, &recs[3..4]),
+            body(0, &recs[4..5]),
+        ])
+        .unwrap();
+    ring.sync().unwrap();
+    let bases: Vec<(u32, u64, u32)> = g
+        .results
+        .into_iter()
+        .map(|r| {
+            let a = r.unwrap();
+            (a.partition.0, a.base_offset.0, a.record_count)
+        })
+        .collect();
+    assert_eq!(bases, [(0, 0, 1), (0, 1, 2), (1, 0, 1), (0, 3, 1)]);
+    // On the medium: the checkpoint, then p0 [0, 1, 2], p1 [3], p0 [4].
+    let image = ring.flash().image();
+    let mut pos = align_up(64, c.program_unit_bytes) as usize;
+    let mut found = Vec::new();
+    loop {
+        let h = BatchHeader::decode(
+            &image[pos..pos + BATCH_HEADER_BYTES],
+            SegmentSeq(0),
+            1 << 20,
+        )
+        .unwrap();
+        found.push((h.kind, h.partition.0, h.base_offset.0, h.record_count));
+        pos += h.total_bytes() as usize;
+        if h.last_in_group() {
+            break;
+        }
+    }
+    assert_eq!(
+        found,
+        [
+            (BatchKind::Checkpoint, u32::MAX, 0, 0),
+            (BatchKind::Records, 0, 0, 3),
+            (BatchKind::Records, 1, 0, 1),
+            (BatchKind::Records, 0, 3, 1),
+        ]
+    );
+    // Read back, and again after a reopen (recovery validates the merged batch's CRC).
+    let want0: Vec<(Offset, Record)> = [0, 1, 2, 4]
+        .iter()
+        .enumerate()
+        .map(|(o, &i)| (Offset(o as u64), recs[i].clone()))
+        .collect();
+    assert_eq!(read_all(&ring, 0), want0);
+    let image = ring_image(&ring);
+    let (ring, report) =
+        Ring::open(SimFlash::from_image(ring.flash().geometry(), image), c).unwrap();
+    assert!(report.damage.is_empty(), "{report:?}");
+    assert_eq!(read_all(&ring, 0), want0);
+    assert_eq!(read_all(&ring, 1), [(Offset(0), recs[3].clone())]);
+}

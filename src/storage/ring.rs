@@ -183,6 +183,9 @@ pub struct Ring<F: Flash> {
     parts_next: BTreeMap<PartitionId, Offset>,
     meta: MetaState,
     ring_id: u64,
+    /// Free slots known to read erased without reading them (all of them on a medium this
+    /// process created erased, `Flash::created_erased`); cleared as each slot is used.
+    known_erased: Vec<bool>,
     /// The group being built: encoded batches, headers left blank until flush.
     buf: Vec<u8>,
     drafts: Vec<Draft>,
@@ -224,6 +227,7 @@ impl<F: Flash> Ring<F> {
         let flash = Arc::new(flash);
         let rec = recover(&*flash, &cfg, Mode::Open(cfg.corruption_policy))?;
         let n = cfg.segment_count();
+        let created_erased = flash.created_erased();
         let mut ring = Ring {
             flash,
             n,
@@ -239,6 +243,7 @@ impl<F: Flash> Ring<F> {
             parts_next: rec.parts_next,
             meta: rec.meta,
             ring_id: rec.ring_id,
+            known_erased: vec![created_erased; n as usize],
             buf: Vec::with_capacity(cfg.group_bytes_max as usize),
             drafts: Vec::new(),
             atomic_parts: Vec::new(),
@@ -279,7 +284,7 @@ impl<F: Flash> Ring<F> {
             has_checkpoint: false,
         };
         // Blank headers do not prove blank bodies (an erase may have been cut): read it.
-        if !self.slot_reads_erased(0) {
+        if !(self.known_erased[0] || self.slot_reads_erased(0)) {
             self.erase_slot(0)?;
         }
         self.program_header(SegmentSeq(0), 0, PREV_END_NONE)?;
@@ -785,6 +790,11 @@ impl<F: Flash> Ring<F> {
     /// encoded (`Records`, `Atomic`) or copied from `scratch` (`Meta`), its header left blank
     /// until flush.
     fn place(&mut self, mut header: BatchHeader, body: &AppendBody<'_>) -> Appended {
+        if let AppendBody::Records { partition, records } = body
+            && let Some(a) = self.merge_records(*partition, records, &header)
+        {
+            return a;
+        }
         let at = self.buf.len();
         self.buf.resize(at + BATCH_HEADER_BYTES, 0);
         let appended = match body {
@@ -827,6 +837,56 @@ impl<F: Flash> Ring<F> {
         header.body_crc = salted_crc_from(salt, &[&self.buf[at + BATCH_HEADER_BYTES..]]);
         self.encode_draft(at, header, salt);
         appended
+    }
+
+    /// Appends a `Records` append to the batch placed just before it in this group when that
+    /// batch holds records of the same partition and stays within `batch_bytes_max`: one
+    /// header and one CRC for a run of small appends instead of one each (a 100 B record then
+    /// costs its 22 bytes of framing, not 62). The append keeps its own offsets (the next ones
+    /// of the partition, as always) and is still whole or absent after a cut: it never spans
+    /// two batches. Returns `None` (nothing changed) when it cannot merge.
+    fn merge_records(
+        &mut self,
+        partition: PartitionId,
+        records: &[Record],
+        header: &BatchHeader,
+    ) -> Option<Appended> {
+        let salt = self.head_salt();
+        let group = self.next_group;
+        let d = self.drafts.last_mut()?;
+        let merged_body = u64::from(d.header.body_bytes) + u64::from(header.body_bytes);
+        let merged_count = d.header.record_count.checked_add(header.record_count)?;
+        if d.header.kind != BatchKind::Records
+            || d.header.partition != partition
+            || BATCH_HEADER_BYTES as u64 + merged_body > self.cfg.batch_bytes_max
+        {
+            return None;
+        }
+        // The draft is the last batch of the buffer: its body ends where the buffer does.
+        debug_assert_eq!(
+            d.at + BATCH_HEADER_BYTES + d.header.body_bytes as usize,
+            self.buf.len()
+        );
+        let start = self.buf.len();
+        for r in records {
+            r.encode_into(&mut self.buf);
+        }
+        debug_assert_eq!(
+            (self.buf.len() - start) as u64,
+            u64::from(header.body_bytes)
+        );
+        // The salted CRC continues over the new bytes (salted_crc_from folds part by part).
+        d.header.body_crc = salted_crc_from(d.header.body_crc, &[&self.buf[start..]]);
+        d.header.body_bytes = merged_body as u32;
+        d.header.record_count = merged_count;
+        d.header.group = group;
+        d.header.flags = 0;
+        let h = d.header.encode_salted(salt);
+        self.buf[d.at..d.at + BATCH_HEADER_BYTES].copy_from_slice(&h);
+        let next = self.parts_next.entry(partition).or_insert(Offset::ZERO);
+        let base = *next;
+        *next = next.plus(u64::from(header.record_count));
+        Some(Appended::single(partition, base, header.record_count))
     }
 
     /// `place` for an atomic write: offsets for every part, the body, then the metadata: the
@@ -1117,7 +1177,9 @@ impl<F: Flash> Ring<F> {
         // first lap. It is read here, when it is needed, not at open: a ring that has not
         // wrapped yet would otherwise be read in full at every start. Nothing writes a free
         // slot before its roll, so reading it now or at open gives the same answer.
-        let erased = !reclaims && self.slot_reads_erased(slot);
+        let erased =
+            !reclaims && (self.known_erased[slot as usize] || self.slot_reads_erased(slot));
+        self.known_erased[slot as usize] = false;
         if !erased {
             self.erase_slot(slot).map_err(RollError::Flash)?;
         } else {

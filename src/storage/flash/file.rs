@@ -33,6 +33,9 @@ pub struct FileFlash {
     /// never allocates; empty when read-only.
     erased: Box<[u8]>,
     read_only: bool,
+    /// This handle created the file (every byte erased and synced before it was renamed into
+    /// place): see [`Flash::created_erased`].
+    created: bool,
 }
 
 impl FileFlash {
@@ -111,6 +114,7 @@ impl FileFlash {
             geometry,
             erased: vec![ERASED_BYTE; len].into_boxed_slice(),
             read_only,
+            created: false,
         }
     }
 
@@ -174,7 +178,9 @@ fn create(path: &Path, geometry: Geometry) -> Result<(FileFlash, bool), FlashErr
         .and_then(|d| d.sync_all())
         .map_err(|e| path_err("sync directory", dir, e))?;
     // The lock taken on `tmp` moved with the file: it now guards `path`.
-    Ok((FileFlash::new(file, geometry, false), true))
+    let mut flash = FileFlash::new(file, geometry, false);
+    flash.created = true;
+    Ok((flash, true))
 }
 
 /// Takes the advisory lock (shared or exclusive) without waiting.
@@ -240,6 +246,10 @@ impl Flash for FileFlash {
             at += n as u64;
         }
         Ok(())
+    }
+
+    fn created_erased(&self) -> bool {
+        self.created
     }
 
     fn sync(&self) -> Result<(), FlashError> {
@@ -308,6 +318,7 @@ mod tests {
         let dir = TempDir::new("create");
         let (flash, created) = FileFlash::open_or_create(&dir.ring(), large()).unwrap();
         assert!(created);
+        assert!(flash.created_erased());
         let bytes = fs::read(dir.ring()).unwrap();
         assert_eq!(bytes.len() as u64, large().capacity_bytes());
         assert!(bytes.iter().all(|&b| b == ERASED_BYTE));
@@ -326,6 +337,10 @@ mod tests {
         drop(flash);
         let (flash, created) = FileFlash::open_or_create(&dir.ring(), small()).unwrap();
         assert!(!created);
+        assert!(
+            !flash.created_erased(),
+            "a reopened file is not known erased"
+        );
         let mut buf = [0; 48];
         flash.read(4096, &mut buf).unwrap();
         assert_eq!(buf[..32], [7; 32]);

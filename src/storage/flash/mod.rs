@@ -95,6 +95,13 @@ pub trait Flash: Send + Sync {
     /// Makes every earlier `program` and `erase` durable. Until it returns `Ok`, a power cut may
     /// keep any subset of them, and tear any of them.
     fn sync(&self) -> Result<(), FlashError>;
+
+    /// Whether the whole area is known to read erased because this handle made it so when it
+    /// was opened (a ring file just created, filled with [`ERASED_BYTE`] and synced): the ring
+    /// then uses its free slots without first reading them. `false` (the default) when in doubt.
+    fn created_erased(&self) -> bool {
+        false
+    }
 }
 
 /// What can go wrong talking to a flash area. Every variant names the operation and position.
@@ -295,5 +302,8 @@ impl<T: Flash + ?Sized> Flash for std::sync::Arc<T> {
     }
     fn sync(&self) -> Result<(), FlashError> {
         (**self).sync()
+    }
+    fn created_erased(&self) -> bool {
+        (**self).created_erased()
     }
 }
