@@ -266,9 +266,9 @@ impl Medium {
 }
 
 impl Flash for Timed {
-    fn created_erased(&self) -> bool {
+    fn take_created_erased(&self) -> bool {
         match &self.inner {
-            Medium::File(f) => f.created_erased(),
+            Medium::File(f) => f.take_created_erased(),
             Medium::None(_) => true,
         }
     }

@@ -184,7 +184,7 @@ pub struct Ring<F: Flash> {
     meta: MetaState,
     ring_id: u64,
     /// Free slots known to read erased without reading them (all of them on a medium this
-    /// process created erased, `Flash::created_erased`); cleared as each slot is used.
+    /// process created erased, `Flash::take_created_erased`); cleared as each slot is used.
     known_erased: Vec<bool>,
     /// The group being built: encoded batches, headers left blank until flush.
     buf: Vec<u8>,
@@ -227,7 +227,7 @@ impl<F: Flash> Ring<F> {
         let flash = Arc::new(flash);
         let rec = recover(&*flash, &cfg, Mode::Open(cfg.corruption_policy))?;
         let n = cfg.segment_count();
-        let created_erased = flash.created_erased();
+        let created_erased = flash.take_created_erased();
         let mut ring = Ring {
             flash,
             n,
@@ -284,7 +284,9 @@ impl<F: Flash> Ring<F> {
             has_checkpoint: false,
         };
         // Blank headers do not prove blank bodies (an erase may have been cut): read it.
-        if !(self.known_erased[0] || self.slot_reads_erased(0)) {
+        let erased = self.known_erased[0] || self.slot_reads_erased(0);
+        self.known_erased[0] = false;
+        if !erased {
             self.erase_slot(0)?;
         }
         self.program_header(SegmentSeq(0), 0, PREV_END_NONE)?;

@@ -18,6 +18,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{ERASED_BYTE, Flash, FlashError, Geometry, check_aligned, check_bounds};
 
@@ -34,8 +35,8 @@ pub struct FileFlash {
     erased: Box<[u8]>,
     read_only: bool,
     /// This handle created the file (every byte erased and synced before it was renamed into
-    /// place): see [`Flash::created_erased`].
-    created: bool,
+    /// place) and has not told a ring yet: see [`Flash::take_created_erased`].
+    created: AtomicBool,
 }
 
 impl FileFlash {
@@ -114,7 +115,7 @@ impl FileFlash {
             geometry,
             erased: vec![ERASED_BYTE; len].into_boxed_slice(),
             read_only,
-            created: false,
+            created: AtomicBool::new(false),
         }
     }
 
@@ -178,8 +179,8 @@ fn create(path: &Path, geometry: Geometry) -> Result<(FileFlash, bool), FlashErr
         .and_then(|d| d.sync_all())
         .map_err(|e| path_err("sync directory", dir, e))?;
     // The lock taken on `tmp` moved with the file: it now guards `path`.
-    let mut flash = FileFlash::new(file, geometry, false);
-    flash.created = true;
+    let flash = FileFlash::new(file, geometry, false);
+    flash.created.store(true, Ordering::Relaxed);
     Ok((flash, true))
 }
 
@@ -248,8 +249,8 @@ impl Flash for FileFlash {
         Ok(())
     }
 
-    fn created_erased(&self) -> bool {
-        self.created
+    fn take_created_erased(&self) -> bool {
+        self.created.swap(false, Ordering::Relaxed)
     }
 
     fn sync(&self) -> Result<(), FlashError> {
@@ -318,7 +319,8 @@ mod tests {
         let dir = TempDir::new("create");
         let (flash, created) = FileFlash::open_or_create(&dir.ring(), large()).unwrap();
         assert!(created);
-        assert!(flash.created_erased());
+        assert!(flash.take_created_erased());
+        assert!(!flash.take_created_erased(), "told once only");
         let bytes = fs::read(dir.ring()).unwrap();
         assert_eq!(bytes.len() as u64, large().capacity_bytes());
         assert!(bytes.iter().all(|&b| b == ERASED_BYTE));
@@ -338,7 +340,7 @@ mod tests {
         let (flash, created) = FileFlash::open_or_create(&dir.ring(), small()).unwrap();
         assert!(!created);
         assert!(
-            !flash.created_erased(),
+            !flash.take_created_erased(),
             "a reopened file is not known erased"
         );
         let mut buf = [0; 48];

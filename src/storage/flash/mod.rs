@@ -98,8 +98,10 @@ pub trait Flash: Send + Sync {
 
     /// Whether the whole area is known to read erased because this handle made it so when it
     /// was opened (a ring file just created, filled with [`ERASED_BYTE`] and synced): the ring
-    /// then uses its free slots without first reading them. `false` (the default) when in doubt.
-    fn created_erased(&self) -> bool {
+    /// then uses its free slots without first reading them. Answers `true` at most once (to the
+    /// first ring opened on the handle: a second one could find slots the first one wrote);
+    /// `false` (the default) when in doubt.
+    fn take_created_erased(&self) -> bool {
         false
     }
 }
@@ -303,7 +305,7 @@ impl<T: Flash + ?Sized> Flash for std::sync::Arc<T> {
     fn sync(&self) -> Result<(), FlashError> {
         (**self).sync()
     }
-    fn created_erased(&self) -> bool {
-        (**self).created_erased()
+    fn take_created_erased(&self) -> bool {
+        (**self).take_created_erased()
     }
 }
