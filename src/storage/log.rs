@@ -441,6 +441,7 @@ impl<F: Flash + 'static> Log<F> {
                 }
             })?;
         let q = queue.clone();
+        let buffer_bytes = usize::try_from(ring.config().group_bytes_max).unwrap_or(usize::MAX);
         let writer = std::thread::Builder::new()
             .name("outpost-writer".into())
             .spawn(move || {
@@ -448,6 +449,7 @@ impl<F: Flash + 'static> Log<F> {
                     queue: &q,
                     to_sync: tx,
                     spares,
+                    buffer_bytes,
                 };
                 writer_loop(ring, handover, sync_thread)
             })?;
@@ -815,6 +817,9 @@ struct Handover<'a> {
     queue: &'a Queue,
     to_sync: mpsc::SyncSender<GroupJob>,
     spares: Spares,
+    /// A new group buffer's capacity (`group_bytes_max`): it never grows past it, so the RAM
+    /// bound holds and the first groups do not reallocate.
+    buffer_bytes: usize,
 }
 
 impl Handover<'_> {
@@ -822,7 +827,9 @@ impl Handover<'_> {
     /// The caller checked that the sync thread can take it (so the send does not block: only the
     /// writer adds groups, and the sync thread holds at most one besides the channel's).
     fn hand_over<F: Flash>(&self, ring: &mut Ring<F>, placed: &mut Vec<(Job, Appended)>) {
-        let spare = lock(&self.spares).pop().unwrap_or_default();
+        let spare = lock(&self.spares)
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.buffer_bytes));
         let Sealed { program, unsynced } = match ring.seal_group(spare) {
             Ok(sealed) => sealed,
             Err(e) => {

@@ -397,8 +397,9 @@ impl<F: Flash> Ring<F> {
     /// [`Ring::seal_group`] closes it.
     ///
     /// `before_io` runs before any `program`, `erase` or `sync` this call would make (only a
-    /// roll makes any): the pipelined writer waits there for the sync of the previous group, so
-    /// that at most one program is ever unsynced (invariant 1). If it fails, nothing is written
+    /// roll makes any): the pipelined writer waits there until every group it handed over is
+    /// programmed and synced, so that at most one program is ever unsynced (invariant 1). If it
+    /// fails, nothing is written
     /// and its error is returned (the caller must then `discard_group`).
     pub(crate) fn prepare_group(
         &mut self,
@@ -506,7 +507,7 @@ impl<F: Flash> Ring<F> {
         }
     }
 
-    /// The flash handle (the pipelined writer syncs through a clone on another thread).
+    /// The flash handle (the pipelined writer's sync thread programs and syncs through a clone).
     pub(crate) fn flash_handle(&self) -> Arc<F> {
         self.flash.clone()
     }
