@@ -319,3 +319,22 @@ fn random_fault_is_seeded_and_covers_every_kind() {
     }
     assert!(kinds.iter().all(|&n| n > 100), "{kinds:?}");
 }
+
+/// CI once failed because a random cluster id started with '-' and StorageTool's argparse took
+/// it for an option. Ids are 22 URL-safe base64 characters and never start with '-' or '_'.
+#[test]
+fn cluster_ids_never_look_like_an_option() {
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10_000 {
+        let id = kafka::cluster_id();
+        assert_eq!(id.len(), 22, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{id}"
+        );
+        assert!(!id.starts_with(['-', '_']), "{id}");
+        seen.insert(id);
+    }
+    assert!(seen.len() > 9_990, "ids repeat: {} distinct", seen.len());
+}

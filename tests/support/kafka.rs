@@ -584,8 +584,10 @@ log.cleaner.dedupe.buffer.size=16777216
     fn format(&self) {
         let out = self
             .java_cmd()
-            .args(["kafka.tools.StorageTool", "format", "--cluster-id"])
-            .arg(cluster_id())
+            .args(["kafka.tools.StorageTool", "format"])
+            // `--cluster-id=ID` in one argument: argparse would take an id that starts with
+            // '-' for an option (CI failed on one, 1 run in 64).
+            .arg(format!("--cluster-id={}", cluster_id()))
             .arg("--config")
             .arg(self.props_path())
             .arg("--standalone")
@@ -828,7 +830,7 @@ fn unique_dir(name: &str) -> PathBuf {
 }
 
 /// A random Kafka cluster id: 16 bytes, URL-safe base64 without padding.
-fn cluster_id() -> String {
+pub fn cluster_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut bytes = [0u8; 16];
     for (i, chunk) in bytes.chunks_mut(8).enumerate() {
@@ -842,6 +844,9 @@ fn cluster_id() -> String {
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     bytes[0] |= 1; // never the reserved all-zero id
+    // The first character is bytes[0]'s top 6 bits; below 32 it is a letter, never '-' or
+    // '_' (Kafka's own Uuid.randomUuid also refuses ids that start with '-').
+    bytes[0] &= 0x7f;
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     let mut acc = 0u32;
