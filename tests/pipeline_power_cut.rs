@@ -98,6 +98,9 @@ impl Flash for Checked {
         self.syncing.store(false, Ordering::SeqCst);
         r
     }
+    fn overwrites_in_place(&self) -> bool {
+        self.inner.overwrites_in_place()
+    }
 }
 
 fn cfg() -> RingConfig {
@@ -153,7 +156,8 @@ struct Outcome {
 /// did and the flash. `cut_at`: the mutating op (counted from after the format) to cut at.
 fn run(seed: u64, cut_at: Option<u64>) -> (Outcome, Arc<SimFlash>) {
     let c = cfg();
-    let sim = Arc::new(SimFlash::new(geometry(&c)));
+    // Odd seeds on a medium that overwrites in place (a ring file), even ones on raw flash.
+    let sim = Arc::new(SimFlash::new(geometry(&c)).overwriting(seed % 2 == 1));
     let rules = Arc::new(Mutex::new(CheckState::default()));
     let flash = Checked {
         inner: sim.clone(),

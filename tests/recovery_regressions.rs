@@ -181,3 +181,126 @@ fn rotted_first_header_with_batches_is_refused_not_formatted() {
         ),
     }
 }
+
+/// A medium that overwrites in place continues after a whole group over bytes that are not
+/// erased. A group that a cut interrupted can have left one of its later batches whole there
+/// (its pages written back out of order) while its first did not land: a valid batch of this
+/// segment, behind the durable end. `Ring::open` writes `0xFF` over that tail before the first
+/// append, so the leftover can neither come back as data once a group is written before it (a
+/// new group ending right where it starts: the scan would walk into it) nor pass for proof of
+/// damage (a new group ending before it: a later recovery finds it beyond the garbage where its
+/// scan stops). Three interrupted groups in a row, each over the tail the previous open erased,
+/// then clean appends; every reopen reports no damage and holds exactly the acknowledged
+/// records.
+#[test]
+fn a_batch_left_over_by_an_interrupted_group_never_passes_for_data() {
+    let c = RingConfig {
+        program_unit_bytes: 16,
+        ..cfg()
+    };
+    let record = |value_bytes: usize, fill: u8| Record {
+        value: vec![fill; value_bytes],
+        ..Record::default()
+    };
+    // A one-record batch of exactly `total` bytes (header included).
+    let sized = |total: u64, fill: u8| {
+        let framing = BATCH_HEADER_BYTES as u64 + record(0, 0).encoded_bytes();
+        let r = record((total - framing) as usize, fill);
+        assert_eq!(BATCH_HEADER_BYTES as u64 + r.encoded_bytes(), total);
+        [r]
+    };
+    let records = |ring: &Ring<SimFlash>, p: u32| -> Vec<Record> {
+        let (from, to) = ring.reader().offsets(PartitionId(p));
+        if from == to {
+            return Vec::new();
+        }
+        let batch = ring.reader().read(PartitionId(p), from, 1 << 20).unwrap();
+        batch.records.into_iter().map(|(_, r)| r).collect()
+    };
+    let reopen = |image: Vec<u8>, ctx: &str| {
+        let flash = SimFlash::from_image(geometry(&c), image).overwriting(true);
+        let (ring, report) = Ring::open(flash, c.clone())
+            .unwrap_or_else(|e| panic!("{ctx}: a power cut must not look like damage: {e}"));
+        assert!(report.damage.is_empty(), "{ctx}: {:?}", report.damage);
+        (ring, report)
+    };
+    let append = |ring: &mut Ring<SimFlash>, p: u32, recs: &[Record]| {
+        let g = ring
+            .write_group(&[AppendBody::Records {
+                partition: PartitionId(p),
+                records: recs,
+            }])
+            .unwrap();
+        assert_eq!(g.consumed, 1);
+    };
+    // The new group's size: 128 ends where the leftover starts, 64 before it.
+    for new_group_bytes in [128u64, 64] {
+        let flash = SimFlash::new(geometry(&c)).overwriting(true);
+        let (mut ring, _) = Ring::open(flash, c.clone()).unwrap();
+        let first = [record(100, 0x11)];
+        append(&mut ring, 0, &first);
+        ring.sync().unwrap();
+        let mut acked_1: Vec<Record> = Vec::new();
+        for round in 0..3u8 {
+            let ctx = format!("new group of {new_group_bytes} bytes, round {round}");
+            let before = ring.flash().durable_image();
+            // The group the cut interrupts: a 128-byte batch, then a batch of partition 1.
+            let (a, b) = (sized(128, 0x22 + round), [record(50, 0x33 + round)]);
+            ring.write_group(&[
+                AppendBody::Records {
+                    partition: PartitionId(0),
+                    records: &a,
+                },
+                AppendBody::Records {
+                    partition: PartitionId(1),
+                    records: &b,
+                },
+            ])
+            .unwrap();
+            let mut image = ring.flash().image();
+            drop(ring);
+            let p = before.iter().zip(&image).position(|(x, y)| x != y).unwrap();
+            assert_eq!(p % 16, 0, "{ctx}: groups start at a program unit");
+            let leftover = p + 128;
+            // Its first unit did not land (garbage); its second batch did, whole.
+            image[p..p + 16].fill(0);
+            assert!(
+                BatchHeader::decode(
+                    &image[leftover..leftover + BATCH_HEADER_BYTES],
+                    SegmentSeq(0),
+                    1 << 20
+                )
+                .is_ok(),
+                "{ctx}: the leftover is a valid batch of this segment"
+            );
+
+            let (r, report) = reopen(image, &ctx);
+            ring = r;
+            assert_eq!(report.torn_tail, None, "{ctx}");
+            assert_eq!(report.stale_tail.map(|t| t.pos), Some(p as u64), "{ctx}");
+            assert_eq!(records(&ring, 0), first, "{ctx}");
+            assert_eq!(
+                records(&ring, 1),
+                acked_1,
+                "{ctx}: the leftover is not data"
+            );
+            let durable = ring.flash().durable_image();
+            let seg_end = c.segment_bytes as usize; // all of this is in segment 0
+            assert!(
+                durable[p..seg_end].iter().all(|&x| x == 0xFF),
+                "{ctx}: the open erased the tail"
+            );
+
+            // The next group goes over the interrupted one's first batch, acknowledged.
+            let over = sized(new_group_bytes, 0x44 + round);
+            append(&mut ring, 1, &over);
+            ring.sync().unwrap();
+            acked_1.push(over[0].clone());
+            let (r, report) = reopen(ring.flash().durable_image(), &ctx);
+            ring = r;
+            assert_eq!((report.torn_tail, report.stale_tail), (None, None), "{ctx}");
+            assert_eq!(records(&ring, 0), first, "{ctx}");
+            assert_eq!(records(&ring, 1), acked_1, "{ctx}: after the next group");
+        }
+    }
+}

@@ -217,6 +217,9 @@ impl Flash for Counting {
     fn sync(&self) -> Result<(), FlashError> {
         self.inner.sync()
     }
+    fn overwrites_in_place(&self) -> bool {
+        self.inner.overwrites_in_place()
+    }
 }
 
 fn append_counting(ring: &mut Ring<Counting>, recs: &[Record]) {

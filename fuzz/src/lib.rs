@@ -1101,7 +1101,23 @@ pub struct ImageOutcome {
 /// synced, and the ring is reopened.
 pub fn check_image(geo: Geometry, cfg: &RingConfig, image: &[u8]) -> ImageOutcome {
     let mut out = ImageOutcome::default();
-    let fsck = recover(&SimFlash::from_image(geo, image.to_vec()), cfg, Mode::Fsck);
+    for overwrites in [false, true] {
+        check_image_on(geo, cfg, image, overwrites, &mut out);
+    }
+    out
+}
+
+/// `check_image` on raw flash, or on a medium that overwrites in place (where a stale tail is
+/// erased at open and appended to).
+fn check_image_on(
+    geo: Geometry,
+    cfg: &RingConfig,
+    image: &[u8],
+    overwrites: bool,
+    out: &mut ImageOutcome,
+) {
+    let sim = |bytes: Vec<u8>| SimFlash::from_image(geo, bytes).overwriting(overwrites);
+    let fsck = recover(&sim(image.to_vec()), cfg, Mode::Fsck);
     let fsck_report = match &fsck {
         Ok(r) => {
             check_report(cfg, &r.report);
@@ -1122,7 +1138,7 @@ pub fn check_image(geo: Geometry, cfg: &RingConfig, image: &[u8]) -> ImageOutcom
     for policy in [CorruptionPolicy::Refuse, CorruptionPolicy::SkipSegment] {
         let mut c = cfg.clone();
         c.corruption_policy = policy;
-        let opened = Ring::open(SimFlash::from_image(geo, image.to_vec()), c.clone());
+        let opened = Ring::open(sim(image.to_vec()), c.clone());
         match (&opened, &fsck_report) {
             (Ok((_, report)), Some(f)) => {
                 assert_eq!(report, f, "Ring::open ({policy:?}) and fsck disagree");
@@ -1159,7 +1175,7 @@ pub fn check_image(geo: Geometry, cfg: &RingConfig, image: &[u8]) -> ImageOutcom
         out.append_stuck |= stuck;
         let durable = ring.flash().durable_image();
         drop(ring);
-        let again = Ring::open(SimFlash::from_image(geo, durable), c);
+        let again = Ring::open(sim(durable), c);
         if let Some(at) = appended {
             // The ring opened and acknowledged a durable append: it must open again, and the
             // record must read back at its offset.
@@ -1179,7 +1195,6 @@ pub fn check_image(geo: Geometry, cfg: &RingConfig, image: &[u8]) -> ImageOutcom
             read_back(&ring, &report);
         }
     }
-    out
 }
 
 fn check_report(cfg: &RingConfig, r: &RecoveryReport) {

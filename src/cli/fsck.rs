@@ -143,6 +143,21 @@ fn write_report(
         }
     }
 
+    if let Some(t) = &report.stale_tail {
+        writeln!(
+            out,
+            "stale tail: segment {} (slot {}) from byte {}, {} bytes not erased after its last \
+             group — erased on next open, appends continue there",
+            t.seq, t.slot, t.pos, t.dirty_bytes
+        )?;
+        writeln!(
+            out,
+            "  (not damage: on a medium that overwrites in place, the bytes after the last \
+             group are stale bytes of an older segment of the slot, or what a power cut left \
+             of an interrupted write)"
+        )?;
+    }
+
     if report.damage.is_empty() {
         writeln!(out, "damage: none")?;
     } else {

@@ -705,7 +705,7 @@ impl<F: Flash> Syncer<F> {
                 continue;
             }
             if let Some((at, bytes)) = program {
-                let programmed = self.flash.program(at, &bytes);
+                let programmed = self.guarded("program", || self.flash.program(at, &bytes));
                 let len = bytes.len();
                 self.recycle(bytes);
                 if programmed.is_ok() {
@@ -721,7 +721,7 @@ impl<F: Flash> Syncer<F> {
             for (reply, appended, body) in written {
                 reply.answer(Ok(appended), body);
             }
-            match self.flash.sync() {
+            match self.guarded("sync", || self.flash.sync()) {
                 Ok(()) => {
                     // Passed on first, then counted done: the groups the ack thread holds count
                     // as in flight until it has them, so their records stay bounded (this send
@@ -742,6 +742,25 @@ impl<F: Flash> Syncer<F> {
                 }
             }
         }
+    }
+
+    /// Runs one call of the flash driver; a panic in it becomes an I/O error of that call, so
+    /// that it poisons the ring like any failed program or sync and this thread goes on
+    /// answering every group handed over (`Poisoned`) instead of unwinding with them: the
+    /// appends of a group still in the channel would otherwise be dropped unanswered (`Closed`),
+    /// and the ones the writer hands over meanwhile would never see the poison.
+    fn guarded(
+        &self,
+        op: &'static str,
+        call: impl FnOnce() -> Result<(), FlashError>,
+    ) -> Result<(), FlashError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|_| {
+            Err(FlashError::Io {
+                op,
+                offset: 0,
+                source: std::io::Error::other("the flash driver panicked"),
+            })
+        })
     }
 
     fn recycle(&self, bytes: Vec<u8>) {
@@ -865,8 +884,8 @@ impl Handover<'_> {
             };
             let cause = poison(&ring.shared(), &e);
             self.queue.group_done(Err(cause.clone()));
-            fail_waiters(job.written.into_iter(), &cause, false);
-            fail_waiters(job.durable.into_iter(), &cause, true);
+            // Never programmed: `Poisoned`, not "may or may not survive".
+            fail_waiters(job.written.into_iter().chain(job.durable), &cause, false);
         }
     }
 }

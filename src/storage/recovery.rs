@@ -37,6 +37,12 @@ pub struct RecoveryReport {
     /// `(partition, earliest, next)` for every partition known.
     pub partitions: Vec<(PartitionId, Offset, Offset)>,
     pub torn_tail: Option<TornTail>,
+    /// On a medium that overwrites in place: the newest segment's last group is whole, and the
+    /// bytes after it are not erased. They are stale bytes of an earlier lap, or what a power
+    /// cut left of a group whose first batch did not land whole (the two look alike). Not
+    /// damage, and nothing is dropped: `Ring::open` writes `0xFF` over them (and syncs) before
+    /// the first append, which then goes at `pos` (docs/FORMAT.md 4.6).
+    pub stale_tail: Option<TornTail>,
     /// Corruption that is not a torn tail (reported under every policy; fatal under `refuse`).
     pub damage: Vec<DamageAt>,
     /// Bytes of batches skipped because of damage (`skip-segment` or fsck).
@@ -61,7 +67,8 @@ pub struct SegmentReport {
 }
 
 /// The newest segment ended in bytes that are not a valid batch and do not prove corruption:
-/// the tail of a write a power cut interrupted. Recovery drops it (logically).
+/// the tail of a write a power cut interrupted. Recovery drops it (logically). (Also the shape
+/// of [`RecoveryReport::stale_tail`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TornTail {
     pub seq: SegmentSeq,
@@ -78,8 +85,9 @@ pub struct Head {
     pub slot: u64,
     /// End of the valid data: where the next group goes if `appendable`.
     pub pos: u64,
-    /// The rest of the segment is erased and `pos` is at a group boundary. Otherwise the
-    /// segment is sealed at `pos` and the next append starts a new segment.
+    /// `pos` is at a group boundary and the rest of the segment is erased (or, on a medium that
+    /// overwrites in place, holds nothing that must be kept: `Ring::open` erases it). Otherwise
+    /// the segment is sealed at `pos` and the next append starts a new segment.
     pub appendable: bool,
     /// The segment already starts with its checkpoint.
     pub has_checkpoint: bool,
@@ -726,7 +734,20 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         };
         let (dirty_bytes, foreign) = self.inspect_tail(h, p, torn_group)?;
         self.report.segments.push(rep);
-        let mut appendable = dirty_bytes == 0 && last_closed;
+        // On raw flash the writer can only continue onto erased bytes. On a medium that
+        // overwrites in place it continues after a whole group whatever follows: `Ring::open`
+        // first writes `0xFF` over the tail (stale bytes, or whole later batches that an
+        // interrupted group left behind `p`), so that nothing there can ever pass for a group
+        // written after `p`.
+        // Never over damage, though (an inconsistent batch right after a whole group, under
+        // `skip-segment`): the head is sealed there, on every medium.
+        let overwrites = self.flash.overwrites_in_place();
+        let damaged_at_p = self
+            .report
+            .damage
+            .iter()
+            .any(|d| d.seq == Some(h.seq) && d.pos == p);
+        let mut appendable = !damaged_at_p && last_closed && (dirty_bytes == 0 || overwrites);
         if let Some((q, g)) = foreign {
             appendable = false;
             self.report.skipped_bytes += self.cfg.segment_bytes - p;
@@ -739,8 +760,15 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                      torn tail"
                 ),
             })?;
-        } else if dirty_bytes > 0 || !last_closed {
+        } else if !appendable {
             self.report.torn_tail = Some(TornTail {
+                seq: h.seq,
+                slot,
+                pos: p,
+                dirty_bytes,
+            });
+        } else if dirty_bytes > 0 {
+            self.report.stale_tail = Some(TornTail {
                 seq: h.seq,
                 slot,
                 pos: p,

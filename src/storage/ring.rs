@@ -131,6 +131,9 @@ pub struct DropEvent {
     pub seq: SegmentSeq,
 }
 
+/// The largest single program `Ring::erase_tail` makes (bounds its buffer).
+const ERASE_TAIL_CHUNK_BYTES: u64 = 1 << 20;
+
 /// How many drop events are kept for `take_drop_events` (the oldest are forgotten first; the
 /// counters in `RingStats` keep the totals).
 const DROP_EVENTS_MAX: usize = 1024;
@@ -260,6 +263,9 @@ impl<F: Flash> Ring<F> {
             None => ring.format()?,
         }
         let report = rec.report;
+        if let Some(t) = &report.stale_tail {
+            ring.erase_tail(t.pos)?;
+        }
         if let Some(t) = &report.torn_tail {
             log::info!(
                 "storage: torn tail in segment {} at byte {} ({} bytes not erased) dropped; \
@@ -269,7 +275,41 @@ impl<F: Flash> Ring<F> {
                 t.dirty_bytes
             );
         }
+        if let Some(t) = &report.stale_tail {
+            log::info!(
+                "storage: segment {} continues at byte {}; the {} bytes after it that were not \
+                 erased (stale bytes of an earlier lap, or a write a power cut interrupted) were \
+                 overwritten with 0xFF",
+                t.seq,
+                t.pos,
+                t.dirty_bytes
+            );
+        }
         Ok((ring, report))
+    }
+
+    /// On a medium that overwrites in place, the head may continue after a whole group over
+    /// bytes that are not erased (recovery's stale tail): stale bytes of an earlier lap, or what
+    /// a cut left of a group whose first batch did not land whole, which may include whole
+    /// later batches of that group, valid under this segment's salt. Before any append, `0xFF`
+    /// is written over `[pos, segment end)` and synced: the tail then reads erased as on raw
+    /// flash, so a group written at `pos` can never be followed by a batch that a later
+    /// recovery would take for data or for proof of damage. A cut before the sync leaves a
+    /// stale tail again, and the next open does the same. Costs at most one segment's write,
+    /// once per start of a ring that has wrapped (or was cut mid-group).
+    fn erase_tail(&mut self, pos: u64) -> Result<(), FlashError> {
+        let base = self.slot_base(self.head.slot);
+        let seg = self.cfg.segment_bytes;
+        let unit = self.cfg.program_unit_bytes;
+        let chunk = (ERASE_TAIL_CHUNK_BYTES / unit).max(1) * unit;
+        let ones = vec![ERASED_BYTE; chunk.min(seg.saturating_sub(pos)) as usize];
+        let mut at = pos;
+        while at < seg {
+            let n = (seg - at).min(ones.len() as u64) as usize;
+            self.flash.program(base + at, &ones[..n])?;
+            at += n as u64;
+        }
+        self.flash.sync()
     }
 
     /// Writes the first segment of an area recovery found blank (also after a format cut
@@ -283,7 +323,8 @@ impl<F: Flash> Ring<F> {
             appendable: true,
             has_checkpoint: false,
         };
-        // Blank headers do not prove blank bodies (an erase may have been cut): read it.
+        // Blank headers do not prove blank bodies (an erase may have been cut, or an earlier
+        // ring's batches may be there, salted like ours): read it, on every medium.
         let erased = self.known_erased[0] || self.slot_reads_erased(0);
         self.known_erased[0] = false;
         if !erased {
@@ -1138,6 +1179,12 @@ impl<F: Flash> Ring<F> {
             shared.segments.front().filter(|s| s.slot == slot).cloned()
         };
         let reclaims = occupied.is_some();
+        // The slot holds exactly segment `seq - n`, so everything in it is salted with an
+        // older sequence of this ring. (Not so only when the sequence cannot grow: a forged
+        // header at `u64::MAX` makes `next` saturate, and the slot is the head's own.)
+        let reclaims_older = occupied
+            .as_ref()
+            .is_some_and(|o| o.seq.0.checked_add(self.n) == Some(seq.0));
         if let Some(oldest) = occupied {
             let lost = self.unreleased(&oldest);
             if !lost.is_empty() && self.cfg.full_policy == FullPolicy::Reject {
@@ -1175,13 +1222,22 @@ impl<F: Flash> Ring<F> {
                 self.drop_events.push_back(ev);
             }
         }
-        // A free slot (never used, or freed by an interrupted reclaim) that reads erased is
-        // used as it is: on a fresh ring file that spares writing every segment twice in the
-        // first lap. It is read here, when it is needed, not at open: a ring that has not
-        // wrapped yet would otherwise be read in full at every start. Nothing writes a free
-        // slot before its roll, so reading it now or at open gives the same answer.
-        let erased =
-            !reclaims && (self.known_erased[slot as usize] || self.slot_reads_erased(slot));
+        // On a medium that overwrites in place (a file, an SD card) a reclaimed slot is not
+        // erased: the new header and batches are programmed over the old segment, and
+        // everything in the slot is salted with an older sequence of this ring, which never
+        // validates under the new one (docs/FORMAT.md 4.6). A free slot (never used, or freed by
+        // an interrupted reclaim or damage) may hold anything, even batches salted with this
+        // very sequence (an earlier ring on the same area, a destroyed header): on every medium
+        // it is used as it is only if it reads erased. On a fresh area that spares writing
+        // every segment twice in the first lap. It is read here, when it is needed, not at
+        // open: a ring that has not wrapped yet would otherwise be read in full at every start.
+        // Nothing writes a free slot before its roll, so reading it now or at open gives the
+        // same answer.
+        let erased = if reclaims {
+            self.flash.overwrites_in_place() && reclaims_older
+        } else {
+            self.known_erased[slot as usize] || self.slot_reads_erased(slot)
+        };
         self.known_erased[slot as usize] = false;
         if !erased {
             self.erase_slot(slot).map_err(RollError::Flash)?;

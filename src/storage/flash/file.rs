@@ -1,10 +1,10 @@
 //! [`FileFlash`]: a flash area on a regular file or a block device.
 //!
-//! A file forgives what raw flash does not (any byte can be rewritten at any time), but the
-//! ring still gets flash semantics from the checks here: programs are aligned to the program
-//! unit, erases cover whole blocks, and nothing is durable before [`Flash::sync`] returns `Ok`.
-//! Programming onto non-erased bytes is not detected (that would cost a read per program);
-//! `SimFlash` enforces it in tests instead.
+//! A file forgives what raw flash does not: any byte can be rewritten at any time, so it
+//! overwrites in place ([`Flash::overwrites_in_place`]) and the ring programs over stale bytes
+//! instead of erasing a slot before it reuses it. The rest of the flash semantics hold through
+//! the checks here: programs are aligned to the program unit, erases cover whole blocks, and
+//! nothing is durable before [`Flash::sync`] returns `Ok`.
 //!
 //! Invariants of an open `FileFlash`:
 //! - a regular backing file is exactly `capacity_bytes` long (a block device may be longer; only
@@ -251,6 +251,11 @@ impl Flash for FileFlash {
 
     fn take_created_erased(&self) -> bool {
         self.created.swap(false, Ordering::Relaxed)
+    }
+
+    /// A file or a block device (behind its FTL) overwrites in place.
+    fn overwrites_in_place(&self) -> bool {
+        true
     }
 
     fn sync(&self) -> Result<(), FlashError> {

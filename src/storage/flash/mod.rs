@@ -104,6 +104,16 @@ pub trait Flash: Send + Sync {
     fn take_created_erased(&self) -> bool {
         false
     }
+
+    /// Whether the medium overwrites in place: any aligned range can be programmed again
+    /// without an erase (a file, or a block device such as an SD card or eMMC, whose FTL does
+    /// the erasing). The ring then never erases a slot it reuses (on such a medium an erase is
+    /// one more write of the whole segment: it would double the bytes written in steady state)
+    /// and programs over the stale bytes of an earlier lap instead (docs/FORMAT.md 4.3).
+    /// `false` for raw NOR/NAND: bytes must be erased before they are programmed again.
+    /// (No default: a wrapper that forgot to pass it on would silently turn a file into raw
+    /// flash and double its writes, or raw flash into a file and program unerased bytes.)
+    fn overwrites_in_place(&self) -> bool;
 }
 
 /// What can go wrong talking to a flash area. Every variant names the operation and position.
@@ -307,5 +317,8 @@ impl<T: Flash + ?Sized> Flash for std::sync::Arc<T> {
     }
     fn take_created_erased(&self) -> bool {
         (**self).take_created_erased()
+    }
+    fn overwrites_in_place(&self) -> bool {
+        (**self).overwrites_in_place()
     }
 }

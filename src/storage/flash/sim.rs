@@ -14,8 +14,12 @@
 //! hit both images). A power cut keeps `durable` and any mix of the pending ops (see
 //! [`SimFlash::crash_image`]).
 //!
+//! A `SimFlash` models raw flash (programming a unit twice needs an erase in between) unless
+//! made [`SimFlash::overwriting`]: then it models a medium that overwrites in place (a file, an
+//! SD card), where a program may hit any unit.
+//!
 //! Breaking a flash rule (unaligned program or erase, programming a unit twice without an
-//! erase) panics: that is a bug in the ring, and a test must fail loudly rather than see an
+//! erase on raw flash) panics: that is a bug in the ring, and a test must fail loudly rather than see an
 //! error the ring might handle. Out-of-bounds accesses return [`FlashError::OutOfBounds`].
 //! Both checks come before the power check, and calls that fail them are not counted as ops.
 
@@ -46,6 +50,8 @@ pub enum Fault {
 pub struct SimFlash {
     geometry: Geometry,
     state: Mutex<State>,
+    /// [`Flash::overwrites_in_place`]: programs may hit units programmed since their erase.
+    overwrites: bool,
 }
 
 /// A program or erase not yet made durable by a sync.
@@ -119,7 +125,15 @@ impl SimFlash {
         SimFlash {
             geometry,
             state: Mutex::new(state),
+            overwrites: false,
         }
+    }
+
+    /// The same area as a medium that overwrites in place (`true`) or as raw flash (`false`,
+    /// what `new` and `from_image` make).
+    pub fn overwriting(mut self, on: bool) -> SimFlash {
+        self.overwrites = on;
+        self
     }
 
     /// Arms `fault` (counting from now), replacing any armed one. It does not restore power
@@ -149,13 +163,21 @@ impl SimFlash {
     /// history gives the same bytes).
     ///
     /// Starting from the durable image, each pending op, in order and independently, is lost
-    /// (~35%), lands in full (~35%) or is torn (~30%). A torn program lands `k` whole units,
-    /// then a byte prefix of unit `k` whose rest keeps its old bytes or (half the time) becomes
-    /// garbage; later units keep their old bytes. A torn erase leaves each program unit of the
-    /// block erased, unchanged or garbage, independently.
+    /// (~35%), lands in full (~35%) or is torn (~30%). A torn program is, with equal odds:
+    /// - a prefix: `k` whole units land, then a byte prefix of unit `k` whose rest keeps its
+    ///   old bytes or (half the time) becomes garbage; later units keep their old bytes;
+    /// - scattered: each unit independently lands, keeps its old bytes or becomes garbage (a
+    ///   file's pages are written back in any order, so a later part of a write can land
+    ///   without an earlier one);
+    /// - a suffix: the first `k` units (at least one, not all) keep their old bytes or become
+    ///   garbage, the rest lands whole (later pages written back, the first ones not: whole
+    ///   later batches of a group behind a lost first one).
     ///
-    /// The result has no pending ops and no fault, and its programmed units are recomputed as
-    /// in [`SimFlash::from_image`].
+    /// A torn erase leaves each program unit of the block erased, unchanged or garbage,
+    /// independently.
+    ///
+    /// The result has no pending ops and no fault, its programmed units are recomputed as in
+    /// [`SimFlash::from_image`], and it overwrites in place if this area does.
     pub fn crash_image(&self, seed: u64) -> SimFlash {
         let s = self.lock();
         let unit = self.geometry.program_unit_bytes() as usize;
@@ -172,6 +194,26 @@ impl SimFlash {
                     let target = &mut image[span(*offset, data.len())];
                     if !torn {
                         target.copy_from_slice(data);
+                        continue;
+                    }
+                    let units = data.len() / unit;
+                    let shape = rng.below(3);
+                    if shape == 2 && units > 1 {
+                        let k = (1 + rng.below(units as u64 - 1)) as usize * unit;
+                        target[k..].copy_from_slice(&data[k..]);
+                        if rng.below(2) == 1 {
+                            rng.fill(&mut target[..k]);
+                        }
+                        continue;
+                    }
+                    if shape == 1 {
+                        for (t, d) in target.chunks_mut(unit).zip(data.chunks(unit)) {
+                            match rng.below(3) {
+                                0 => t.copy_from_slice(d),
+                                1 => {}
+                                _ => rng.fill(t),
+                            }
+                        }
                         continue;
                     }
                     let whole = rng.below((data.len() / unit) as u64) as usize * unit;
@@ -201,7 +243,7 @@ impl SimFlash {
                 }
             }
         }
-        SimFlash::from_image(self.geometry, image)
+        SimFlash::from_image(self.geometry, image).overwriting(self.overwrites)
     }
 
     /// Flips bit `bit` (0..8) of the byte at `byte_offset` in both the live and the durable
@@ -268,7 +310,9 @@ impl Flash for SimFlash {
         );
         let units = self.units(offset, data.len());
         let mut s = self.lock();
-        if let Some(u) = units.clone().find(|&u| s.programmed[u]) {
+        if !self.overwrites
+            && let Some(u) = units.clone().find(|&u| s.programmed[u])
+        {
             panic!(
                 "SimFlash: program at {offset} hits the unit at {} which is already programmed \
                  (not erased since it was last programmed)",
@@ -301,6 +345,10 @@ impl Flash for SimFlash {
         s.programmed[self.units(block_offset, block as usize)].fill(false);
         s.pending.push(Pending::Erase { block_offset });
         Ok(())
+    }
+
+    fn overwrites_in_place(&self) -> bool {
+        self.overwrites
     }
 
     fn sync(&self) -> Result<(), FlashError> {
@@ -583,6 +631,40 @@ mod tests {
         // The state stays usable after a caught violation.
         flash.erase(0).unwrap();
         flash.program(16, &[0; 16]).unwrap();
+    }
+
+    #[test]
+    fn an_overwriting_area_programs_over_programmed_units_and_keeps_its_mode() {
+        let flash = SimFlash::new(geometry()).overwriting(true);
+        assert!(flash.overwrites_in_place());
+        assert!(!SimFlash::new(geometry()).overwrites_in_place());
+        flash.program(0, &[1; 32]).unwrap();
+        flash.sync().unwrap();
+        flash.program(16, &[2; 32]).unwrap(); // over unit 1, no erase
+        assert_eq!(read(&flash, 0, 48), [[1; 16], [2; 16], [2; 16]].concat());
+        // A cut leaves unit 1 old (1), new (2) or garbage, never anything else: the old bytes
+        // are what a torn overwrite keeps.
+        let mut old_kept = false;
+        for seed in 0..100 {
+            let crashed = flash.crash_image(seed);
+            assert!(crashed.overwrites_in_place(), "seed {seed}");
+            old_kept |= read(&crashed, 16, 16) == [1; 16];
+            crashed.program(0, &[3; 16]).unwrap();
+        }
+        assert!(old_kept);
+    }
+
+    #[test]
+    fn a_torn_program_can_land_a_later_unit_without_an_earlier_one() {
+        // One pending program of four units: some crash images hold unit 3 new while unit 0
+        // is not (a file's pages written back out of order).
+        let flash = SimFlash::new(geometry());
+        flash.program(0, &[0xA1; 64]).unwrap();
+        let scattered = (0..300).any(|seed| {
+            let image = flash.crash_image(seed).image();
+            image[48..64] == [0xA1; 16] && image[0..16] != [0xA1; 16]
+        });
+        assert!(scattered);
     }
 
     #[test]
