@@ -393,8 +393,10 @@ fn a_waiting_consumer_is_woken_by_a_produce() {
             "consume",
             "--topic",
             "t",
+            // The topic is empty, so offset 0 is where `latest` would start too; with `latest`
+            // a consumer slower than the sleep below would start after the record.
             "--from",
-            "latest",
+            "0",
             "--count",
             "1",
             "--idle-exit-ms",

@@ -24,9 +24,22 @@ use std::time::Duration;
 
 use forward::{Counts, Edge, check, cursors, produce_numbered, wait_upstream};
 use kafka::{Fault, Kafka};
-use outpost::client::ForwardLink;
+use outpost::client::{Client, ForwardLink, ForwarderStatus};
 
 const DRAIN: Duration = Duration::from_secs(120);
+
+/// The forwarder's status once `ready` holds (it is refreshed about once per retry and after
+/// each commit); panics with the last one seen after 20 s.
+fn poll_status(c: &Client, ready: impl Fn(&ForwarderStatus) -> bool) -> ForwarderStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = smol::block_on(c.forwarder_status()).unwrap();
+        if ready(&st) || std::time::Instant::now() > deadline {
+            return st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
 
 fn assert_exact(c: Counts, what: &str) {
     println!(
@@ -95,26 +108,36 @@ fn round_trip_outage_and_upstream_restart() {
         "nothing crosses a refusing uplink"
     );
     assert!(proxy.connections_refused() > 0, "the forwarder kept trying");
-    // The operator sees the outage and the backlog.
-    let st = smol::block_on(c.forwarder_status()).unwrap();
+    // The operator sees the outage and the backlog (the status is refreshed about once per
+    // retry, so poll rather than trust one look).
+    let behind_of = |st: &ForwarderStatus| -> Vec<(u32, u64, bool)> {
+        st.partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition,
+                    p.durable_next,
+                    p.oldest_unforwarded_ms.is_some(),
+                )
+            })
+            .collect()
+    };
+    let st = poll_status(&c, |st| {
+        matches!(st.link, ForwardLink::BackingOff | ForwardLink::Connecting)
+            && st.last_error.is_some()
+            && behind_of(st) == [(0, 3000, true), (1, 2000, true)]
+    });
     assert!(st.configured);
     assert!(
         matches!(st.link, ForwardLink::BackingOff | ForwardLink::Connecting),
         "{st:?}"
     );
     assert!(st.last_error.is_some(), "{st:?}");
-    let behind: Vec<(u32, u64, bool)> = st
-        .partitions
-        .iter()
-        .map(|p| {
-            (
-                p.partition,
-                p.durable_next,
-                p.oldest_unforwarded_ms.is_some(),
-            )
-        })
-        .collect();
-    assert_eq!(behind, vec![(0, 3000, true), (1, 2000, true)], "{st:?}");
+    assert_eq!(
+        behind_of(&st),
+        vec![(0, 3000, true), (1, 2000, true)],
+        "{st:?}"
+    );
     let shown = std::process::Command::new(support::BIN)
         .args(["status", "--addr", &edge.server().addr_string()])
         .output()
@@ -132,7 +155,15 @@ fn round_trip_outage_and_upstream_restart() {
     produce_numbered(&c, "out", 1, 2000, 1000, 100).unwrap();
     let up = wait_upstream(&k, "out-up", 7000, DRAIN, &edge);
     assert_exact(check(&up, "gw-out", "out", &[4000, 3000]), "outage");
-    let st = smol::block_on(c.forwarder_status()).unwrap();
+    // Kafka answers the commit before it writes the markers; the status follows shortly.
+    let st = poll_status(&c, |st| {
+        st.link == ForwardLink::Connected
+            && st.last_commit_ms.is_some()
+            && st
+                .partitions
+                .iter()
+                .all(|p| p.position == Some(p.durable_next))
+    });
     assert_eq!(st.link, ForwardLink::Connected, "{st:?}");
     assert!(
         st.records_forwarded >= 7000 && st.last_commit_ms.is_some(),
