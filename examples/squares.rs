@@ -85,8 +85,12 @@ usage: squares --group G --input T --output T [--addr HOST:PORT]
 /// `--batch` records are converted to bytes with.
 const SMALL_RECORD_BYTES: u32 = 32;
 /// Reconnections in a row for one step before the worker gives up (a broker that accepts
-/// connections but fails every attempt at the step).
+/// connections but fails every attempt at the step). The n-th waits n × `RECONNECT_PAUSE`
+/// first (capped at 1 s), so giving up takes about 10 s, not the few milliseconds a flapping
+/// link needs to fail twenty quick attempts.
 const RETRIES_MAX: u32 = 20;
+/// The longest pause before a reconnection.
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
 /// Pause between two connection attempts.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 
@@ -414,6 +418,9 @@ impl<'a> Worker<'a> {
     async fn reconnect(&mut self, retries: &mut u32, e: Failed) -> Result<(), Failed> {
         if *retries >= RETRIES_MAX {
             return Err(e);
+        }
+        if *retries > 0 {
+            smol::Timer::after((RECONNECT_PAUSE * *retries).min(RETRY_PAUSE_MAX)).await;
         }
         *retries += 1;
         eprintln!("squares: {e}: {}; reconnecting", cause(&e));
