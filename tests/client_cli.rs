@@ -82,13 +82,31 @@ impl Broker {
     fn restart(&mut self) {
         self.stop();
         let board = self.dir.0.join("client-small.toml");
-        let (child, addr) = Broker::serve(&self.dir, &board, &self.addr);
-        assert_eq!(addr, self.addr);
-        self.child = child;
+        // The port was free a moment ago, but nothing reserves it: another process may bind it
+        // meanwhile (rare), so retry for a while, as `semantics_crash` does.
+        for attempt in 0..20 {
+            if let Some((child, addr)) = Broker::try_serve(&self.dir, &board, &self.addr) {
+                assert_eq!(addr, self.addr);
+                self.child = child;
+                return;
+            }
+            eprintln!(
+                "restart on {} failed (attempt {attempt}); retrying",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("outpost serve could not listen on {} again", self.addr);
     }
 
     /// `outpost serve` on `listen`; returns it and the address it printed.
     fn serve(dir: &TempDir, board: &std::path::Path, listen: &str) -> (Child, String) {
+        Broker::try_serve(dir, board, listen)
+            .unwrap_or_else(|| panic!("outpost serve did not print `listening on` within {WAIT:?}"))
+    }
+
+    /// `serve`, or `None` if it exited or did not print its address within `WAIT`.
+    fn try_serve(dir: &TempDir, board: &std::path::Path, listen: &str) -> Option<(Child, String)> {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", listen, "--board"])
             .arg(board)
@@ -108,14 +126,14 @@ impl Broker {
                 }
             }
         });
-        let addr = match rx.recv_timeout(WAIT) {
-            Ok(addr) => addr,
+        match rx.recv_timeout(WAIT) {
+            Ok(addr) => Some((child, addr)),
             Err(_) => {
                 let _ = child.kill();
-                panic!("outpost serve did not print `listening on` within {WAIT:?}");
+                let _ = child.wait();
+                None
             }
-        };
-        (child, addr)
+        }
     }
 
     /// `outpost <args> --addr <this broker>`.
