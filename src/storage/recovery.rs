@@ -569,6 +569,11 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     *e = next;
                 }
                 self.meta.replace(&cp.meta);
+                // The writer wrote the checkpoint from its state, which already holds every
+                // offset jump that earlier damage explained: from here on a jump needs damage
+                // after it. (Without this reset, a forged jump was accepted or refused
+                // depending on damage in an earlier segment, which the next reclaim erases.)
+                self.skipped = false;
                 if first_in_segment {
                     *has_checkpoint = true;
                 }
