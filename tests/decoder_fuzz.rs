@@ -943,15 +943,29 @@ fn recovery() {
 
 /// Recovery inputs that failed once (found at larger `DECODER_FUZZ_SEED`/`SCALE` than the
 /// default run reaches), replayed on every run. Each is `(what it guards, input in hex)`.
-const RECOVERY_PINNED: &[(&str, &str)] = &[(
-    // Under skip-segment, a batch forged with an offset jump was accepted because of damage
-    // in an earlier segment, across that segment's successor's checkpoint; after one append
-    // the next recovery no longer accepted it, and the acknowledged append was lost with what
-    // followed it (docs/FORMAT.md 6.9, gap 10). Now a checkpoint ends what earlier damage
-    // excuses, so both recoveries judge the batch alike.
-    "a checkpoint resets the offset jumps earlier damage allows (seed 14, iteration 171)",
-    "060022d428105ef64e542c0000000000000000e35453df0f00103e9661ca28046c2ef7d4",
-)];
+const RECOVERY_PINNED: &[(&str, &str)] = &[
+    (
+        // Under skip-segment, a batch forged with an offset jump was accepted because of damage
+        // in an earlier segment, across that segment's successor's checkpoint; after one append
+        // the next recovery no longer accepted it, and the acknowledged append was lost with what
+        // followed it (docs/FORMAT.md 6.9, gap 10). Now a checkpoint ends what earlier damage
+        // excuses, so both recoveries judge the batch alike.
+        "a checkpoint resets the offset jumps earlier damage allows (seed 14, iteration 171)",
+        "060022d428105ef64e542c0000000000000000e35453df0f00103e9661ca28046c2ef7d4",
+    ),
+    // A slot whose header says S held batches salted with S + segment_count (forged: only a
+    // later lap writes those). The ring opened cleanly, took an append that rolled, and the
+    // next recovery found that later lap's batch behind no header and refused. Now the newest
+    // slot is checked for S + segment_count at the first open too.
+    (
+        "a later lap's batch behind the newest header (seed 13, iteration 7692)",
+        "05002fa057479cf1b9924cb374c2bfe8e615b4a088ef117762793043ff",
+    ),
+    (
+        "a later lap's batch behind the newest header (seed 17, iteration 9216)",
+        "0100dddc0de02a0748598b42088b1f000857503fc6a046b307",
+    ),
+];
 
 #[test]
 fn recovery_pinned() {

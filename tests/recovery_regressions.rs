@@ -5,6 +5,7 @@ use outpost::storage::error::OpenError;
 use outpost::storage::flash::{Fault, Flash, Geometry, SimFlash};
 use outpost::storage::format::{
     BATCH_HEADER_BYTES, BatchHeader, CRC32C, SEGMENT_HEADER_BYTES, SegmentHeader, first_batch_pos,
+    salted_crc,
 };
 use outpost::storage::{
     AppendBody, CorruptionPolicy, FullPolicy, Offset, PartitionId, Record, Ring, RingConfig,
@@ -302,5 +303,56 @@ fn a_batch_left_over_by_an_interrupted_group_never_passes_for_data() {
             assert_eq!(records(&ring, 0), first, "{ctx}");
             assert_eq!(records(&ring, 1), acked_1, "{ctx}: after the next group");
         }
+    }
+}
+
+/// A forged newest segment whose first batch is salted with the sequence of the slot's next lap
+/// (`newest + segment_count`) under an intact header of `newest`: recovery checks the newest
+/// slot for that sequence too, as it checks every other slot for the sequence the writer gives
+/// it next. It used to be checked only after the first roll made it `newest' + n - 1`: the
+/// ring opened cleanly under `refuse`, took one append, and then refused to reopen
+/// (decoder_fuzz seeds 13 and 17 at scale 4).
+#[test]
+fn a_batch_of_a_later_lap_behind_the_newest_header_is_refused_at_the_first_open() {
+    let c = cfg();
+    let n = c.segment_count();
+    let (mut ring, _) = Ring::open(SimFlash::new(geometry(&c)), c.clone()).unwrap();
+    append(&mut ring, 100);
+    let mut image = ring.flash().durable_image();
+    drop(ring);
+    // Re-salt segment 0's first batch (its checkpoint) with sequence n; the header stays 0.
+    let at = first_batch_pos(c.program_unit_bytes) as usize;
+    let h =
+        BatchHeader::decode(&image[at..at + BATCH_HEADER_BYTES], SegmentSeq(0), u64::MAX).unwrap();
+    let body_end = at + h.total_bytes() as usize;
+    let body_crc = salted_crc(SegmentSeq(n), &[&image[at + BATCH_HEADER_BYTES..body_end]]);
+    image[at + 32..at + 36].copy_from_slice(&body_crc.to_le_bytes());
+    let header_crc = salted_crc(SegmentSeq(n), &[&image[at..at + 36]]);
+    image[at + 36..at + 40].copy_from_slice(&header_crc.to_le_bytes());
+    assert!(BatchHeader::decode(&image[at..at + 40], SegmentSeq(n), u64::MAX).is_ok());
+    for overwrites in [false, true] {
+        let sim = |b: Vec<u8>| SimFlash::from_image(geometry(&c), b).overwriting(overwrites);
+        match Ring::open(sim(image.clone()), c.clone()) {
+            Err(OpenError::Corrupt(at)) => {
+                assert_eq!(
+                    (at.seq, at.slot, at.pos),
+                    (Some(SegmentSeq(n)), 0, 0),
+                    "{at}"
+                );
+                assert!(at.reason.contains("later lap"), "{at}");
+            }
+            other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+        }
+        // Under skip-segment it opens, takes an append, and opens again.
+        let mut skip = c.clone();
+        skip.corruption_policy = CorruptionPolicy::SkipSegment;
+        let (mut ring, report) = Ring::open(sim(image.clone()), skip.clone()).unwrap();
+        assert_eq!(report.damage.len(), 1, "{report:?}");
+        let off = append(&mut ring, 10);
+        let again = ring.flash().durable_image();
+        drop(ring);
+        let (ring, _) = Ring::open(sim(again), skip.clone()).unwrap();
+        let got = ring.reader().read(PartitionId(0), off, 1).unwrap();
+        assert_eq!(got.records.first().map(|r| r.0), Some(off));
     }
 }

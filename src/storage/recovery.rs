@@ -347,12 +347,18 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
     /// programmed behind a durable header). Damage at byte 0 of the slot. (Legitimately, a
     /// headerless slot holds only erased bytes, garbage from a cut erase or program, or
     /// batches salted with an older sequence.)
+    ///
+    /// The newest segment's own slot is checked too, for `newest + n`: every slot is checked
+    /// for the sequence the writer gives it next. No writer puts a batch of a later lap behind
+    /// the newest header (only a forgery does), and without this check the first roll brought
+    /// `newest + n` into the range above: a ring that opened cleanly and took one append then
+    /// refused to reopen (decoder_fuzz seeds 13 and 17).
     fn check_lost_newest(
         &mut self,
         newest: SegmentSeq,
         headers: &[Option<SegmentHeader>],
     ) -> Result<(), OpenError> {
-        for k in 1..self.n {
+        for k in 1..=self.n {
             let Some(s) = newest.0.checked_add(k) else {
                 break;
             };
@@ -373,14 +379,22 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             );
             if let Ok(found) = scanner.next(|_| true)? {
                 let pos = found.pos;
+                let reason = if k == self.n {
+                    format!(
+                        "a batch of segment {seq}, a later lap of this slot, behind the header \
+                         of segment {newest} (at byte {pos})"
+                    )
+                } else {
+                    format!(
+                        "segment header destroyed, but its batches are intact (first at byte \
+                         {pos})"
+                    )
+                };
                 self.damage(DamageAt {
                     seq: Some(seq),
                     slot,
                     pos: 0,
-                    reason: format!(
-                        "segment header destroyed, but its batches are intact (first at byte \
-                         {pos})"
-                    ),
+                    reason,
                 })?;
             }
         }
