@@ -483,6 +483,7 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         &mut self,
         h: &SegmentHeader,
         limit: u64,
+        sealed: bool,
     ) -> Result<(SegIndex, SegmentReport, u64, ScanStop, bool, bool), OpenError> {
         let slot = h.seq.0 % self.n;
         let mut idx = SegIndex::new(h.seq, slot, limit);
@@ -519,6 +520,14 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     reason,
                 })?;
                 scanner.pos = pos;
+                if sealed {
+                    // Whether the scan stops at this batch depends on the state the earlier
+                    // segments built, and a later reclaim can change that state: a later
+                    // recovery may then accept this batch and the ones after it. So both are
+                    // taken into account now, without applying them.
+                    self.look_past(&mut scanner, slot)?;
+                    scanner.pos = pos;
+                }
                 break ScanStop::Invalid(super::format::BatchError::Body("inconsistent batch"));
             }
             if header.kind == BatchKind::Records {
@@ -551,13 +560,58 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         let stopped_at = scanner.pos;
         if let ScanStop::Invalid(super::format::BatchError::Kind(kind)) = stop {
             // The header's CRC was right: a batch kind from a newer build, not garbage.
-            return Err(OpenError::UnsupportedFormat {
-                slot,
-                detail: format!("batch of kind {kind} at byte {stopped_at}"),
-            });
+            return Err(unknown_kind(slot, kind, stopped_at));
         }
         idx.end = stopped_at;
         Ok((idx, rep, stopped_at, stop, last_closed, has_checkpoint))
+    }
+
+    /// After an inconsistent batch in a sealed segment: follows the valid batches from it (that
+    /// one included) to where a scan would stop without the log's checks, applying none of them.
+    /// Every offset they hold is reserved (each partition's next offset rises to cover it), so
+    /// the writer's next checkpoint is not below what a later recovery reads here once the
+    /// damage that stopped this scan is reclaimed; and a batch of an unknown kind among them
+    /// refuses the ring now, as that later recovery would.
+    fn look_past(&mut self, scanner: &mut Scanner<'a, F>, slot: u64) -> Result<(), OpenError> {
+        loop {
+            let found = match scanner.next(|_| true)? {
+                Ok(f) => f,
+                Err(ScanStop::Invalid(super::format::BatchError::Kind(kind))) => {
+                    return Err(unknown_kind(slot, kind, scanner.pos));
+                }
+                Err(_) => return Ok(()),
+            };
+            let (h, body) = (found.header, found.body.unwrap_or_default());
+            let mut claims = Vec::new();
+            match h.kind {
+                BatchKind::Checkpoint => {
+                    if let Ok(cp) = decode_checkpoint_body(body) {
+                        claims = cp.partitions;
+                    }
+                }
+                BatchKind::Records => {
+                    claims.extend(Self::claim(h.partition, h.base_offset, h.record_count));
+                }
+                BatchKind::Atomic => {
+                    if let Ok(view) = decode_atomic_body(body) {
+                        for p in &view.parts {
+                            claims.extend(Self::claim(p.partition, p.base_offset, p.record_count));
+                        }
+                    }
+                }
+                BatchKind::Meta => {}
+            }
+            for (p, next) in claims {
+                let e = self.parts_next.entry(p).or_insert(next);
+                *e = (*e).max(next);
+            }
+        }
+    }
+
+    /// The next offset a batch of `count` records at `base` claims for `partition`, if any.
+    fn claim(partition: PartitionId, base: Offset, count: u32) -> Option<(PartitionId, Offset)> {
+        let end = base.0.checked_add(u64::from(count))?;
+        (count > 0 && partition != PartitionId::NONE).then_some((partition, Offset(end)))
     }
 
     /// Applies one valid batch to the rebuilt state, checking the log's invariants.
@@ -572,15 +626,30 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         match h.kind {
             BatchKind::Checkpoint => {
                 let cp = decode_checkpoint_body(body).map_err(|e| e.to_string())?;
-                for (p, next) in cp.partitions {
+                let below = cp.partitions.iter().find_map(|&(p, next)| {
+                    self.parts_next
+                        .get(&p)
+                        .filter(|&&e| e > next)
+                        .map(|&e| (p, next, e))
+                });
+                // Offsets never go back, also past a checkpoint refused as inconsistent (a
+                // forgery or a bug: one of the two sides is wrong, and recovery cannot tell
+                // which): every partition moves to the higher of the two. The writer's next
+                // checkpoint then covers whatever this one claims, so a later recovery that
+                // accepts this one (once the segment that contradicted it is reclaimed) does
+                // not find the writer's checkpoint below the log. (Before, the checkpoint was
+                // applied partition by partition up to the first one below the log, and the
+                // writer's checkpoint could be below what the next recovery read: it refused
+                // it, with the acknowledged records behind it.)
+                for &(p, next) in &cp.partitions {
                     let e = self.parts_next.entry(p).or_insert(next);
-                    if *e > next {
-                        return Err(format!(
-                            "checkpoint says partition {p} ends at {next}, but the log \
-                             already holds offsets up to {e}"
-                        ));
-                    }
-                    *e = next;
+                    *e = (*e).max(next);
+                }
+                if let Some((p, next, e)) = below {
+                    return Err(format!(
+                        "checkpoint says partition {p} ends at {next}, but the log already \
+                         holds offsets up to {e}"
+                    ));
                 }
                 self.meta.replace(&cp.meta);
                 // The writer wrote the checkpoint from its state, which already holds every
@@ -720,7 +789,7 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         known_end: Option<u64>,
     ) -> Result<SegIndex, OpenError> {
         let limit = known_end.unwrap_or(self.cfg.segment_bytes);
-        let (idx, rep, stopped_at, stop, _, _) = self.scan_batches(h, limit)?;
+        let (idx, rep, stopped_at, stop, _, _) = self.scan_batches(h, limit, true)?;
         if let Some(end) = known_end
             && stopped_at < end
         {
@@ -742,7 +811,7 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
     /// unless a later group is valid after it (only the last, unsynced group can be torn).
     fn scan_newest(&mut self, h: &SegmentHeader) -> Result<(SegIndex, Head), OpenError> {
         let (idx, rep, p, stop, last_closed, has_checkpoint) =
-            self.scan_batches(h, self.cfg.segment_bytes)?;
+            self.scan_batches(h, self.cfg.segment_bytes, false)?;
         let slot = h.seq.0 % self.n;
         // The group allowed after `p`: the one `p` is in.
         let in_segment = rep.batches > 0;
@@ -862,5 +931,14 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
             &mut body,
         )?;
         Ok(bh.check_body(h.seq, &body).is_ok())
+    }
+}
+
+/// A batch whose header CRC is right but whose kind this build does not know: written by a
+/// newer build, never garbage.
+fn unknown_kind(slot: u64, kind: u8, pos: u64) -> OpenError {
+    OpenError::UnsupportedFormat {
+        slot,
+        detail: format!("batch of kind {kind} at byte {pos}"),
     }
 }
