@@ -946,11 +946,10 @@ fn recovery() {
 const RECOVERY_PINNED: &[(&str, &str)] = &[
     (
         // Under skip-segment, a batch forged with an offset jump was accepted because of damage
-        // in an earlier segment, across that segment's successor's checkpoint; after one append
-        // the next recovery no longer accepted it, and the acknowledged append was lost with what
-        // followed it (docs/FORMAT.md 6.9, gap 10). Now a checkpoint ends what earlier damage
-        // excuses, so both recoveries judge the batch alike.
-        "a checkpoint resets the offset jumps earlier damage allows (seed 14, iteration 171)",
+        // in an earlier segment; after one append the next recovery no longer accepted it, and
+        // the acknowledged append was lost with what followed it (docs/FORMAT.md 6.9, gap 10).
+        // Now a jump forward is damage whatever came before (FORMAT.md section 3).
+        "a forged jump forward is damage, whatever damage came before (seed 14, iteration 171)",
         "060022d428105ef64e542c0000000000000000e35453df0f00103e9661ca28046c2ef7d4",
     ),
     // A slot whose header says S held batches salted with S + segment_count (forged: only a

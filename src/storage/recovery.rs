@@ -129,7 +129,6 @@ pub fn recover<F: Flash + ?Sized>(
         parts_next: BTreeMap::new(),
         meta: MetaState::default(),
         group_max: GroupSeq(0),
-        skipped: false,
         tolerate: false,
         tolerated: None,
     };
@@ -146,8 +145,6 @@ struct Recovery<'a, F: Flash + ?Sized> {
     meta: MetaState,
     /// Highest group of any valid batch seen so far.
     group_max: GroupSeq,
-    /// Some damage was skipped: offsets may jump forward.
-    skipped: bool,
     /// Scanning a segment whose damage may be an interrupted reclaim: damage is noted here
     /// instead of being reported.
     tolerate: bool,
@@ -180,7 +177,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         }
         log::warn!("storage: skipping damage, {at}");
         self.report.damage.push(at);
-        self.skipped = true;
         Ok(())
     }
 
@@ -246,7 +242,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         }
         live.reverse();
         let oldest = live.first().map_or(newest, |h| h.seq);
-        let mut holes = Vec::new();
         for m in missing.into_iter().rev() {
             if m > oldest {
                 self.damage(DamageAt {
@@ -255,19 +250,12 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     pos: 0,
                     reason: "segment header destroyed between live segments".into(),
                 })?;
-                holes.push(m);
             }
         }
 
         // Destroyed newest headers: a slot after the newest segment whose first batch is
         // intact under that slot's next sequence held that segment, so its header rotted.
         self.check_lost_newest(newest, &headers)?;
-        // Damage lets offsets jump forward only in the log after it, where the scan passes it
-        // (below): a destroyed header must not excuse a jump in a segment before it. (It did,
-        // and the state then depended on damage that the writer's next roll erases, so a later
-        // recovery contradicted the checkpoints written from this one.)
-        self.skipped = false;
-
         // 3. Scan each live segment in order. The oldest segment of a full ring is the next to
         //    be reclaimed: damage inside its first erase block may be that reclaim's erase cut
         //    short (the header survived, the rest of the block did not). It is then dropped as
@@ -278,9 +266,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         let mut shared = Shared::default();
         let mut head = None;
         for (i, h) in live.iter().enumerate() {
-            if holes.iter().any(|m| *m < h.seq) {
-                self.skipped = true;
-            }
             let next = live.get(i + 1);
             let seg = if let Some(next) = next {
                 let known_end = (next.seq == h.seq.next()
@@ -520,7 +505,10 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     reason,
                 })?;
                 scanner.pos = pos;
-                if sealed {
+                // Not where the oldest segment of a full ring may be a reclaim cut short: if it
+                // is, the whole segment is dropped, and its offsets are in the next checkpoint.
+                let maybe_reclaim = self.tolerate && pos < self.cfg.erase_block_bytes;
+                if sealed && !maybe_reclaim {
                     // Whether the scan stops at this batch depends on the state the earlier
                     // segments built, and a later reclaim can change that state: a later
                     // recovery may then accept this batch and the ones after it. So both are
@@ -626,12 +614,17 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         match h.kind {
             BatchKind::Checkpoint => {
                 let cp = decode_checkpoint_body(body).map_err(|e| e.to_string())?;
-                let below = cp.partitions.iter().find_map(|&(p, next)| {
-                    self.parts_next
-                        .get(&p)
-                        .filter(|&&e| e > next)
-                        .map(|&e| (p, next, e))
-                });
+                // Checked in list order, as if applied one by one (a partition listed twice
+                // with a falling offset is refused too).
+                let mut seen: BTreeMap<PartitionId, Offset> = BTreeMap::new();
+                let mut below = None;
+                for &(p, next) in &cp.partitions {
+                    let e = seen.get(&p).or_else(|| self.parts_next.get(&p)).copied();
+                    if let Some(e) = e.filter(|&e| e > next) {
+                        below.get_or_insert((p, next, e));
+                    }
+                    seen.insert(p, e.map_or(next, |e| e.max(next)));
+                }
                 // Offsets never go back, also past a checkpoint refused as inconsistent (a
                 // forgery or a bug: one of the two sides is wrong, and recovery cannot tell
                 // which): every partition moves to the higher of the two. The writer's next
@@ -652,11 +645,6 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
                     ));
                 }
                 self.meta.replace(&cp.meta);
-                // The writer wrote the checkpoint from its state, which already holds every
-                // offset jump that earlier damage explained: from here on a jump needs damage
-                // after it. (Without this reset, a forged jump was accepted or refused
-                // depending on damage in an earlier segment, which the next reclaim erases.)
-                self.skipped = false;
                 if first_in_segment {
                     *has_checkpoint = true;
                 }
@@ -770,7 +758,11 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         }
         let expected = self.parts_next.get(&partition).copied();
         match expected {
-            Some(e) if base < e || (base > e && !self.skipped) => {
+            // No jump forward, not even after damage: damage ends its segment's scan, and the
+            // next segment starts with a checkpoint, which restores the offsets over what was
+            // lost. (Damage used to excuse a jump later in the log, which only a forgery
+            // writes; the verdict on it then depended on damage the next reclaim erases.)
+            Some(e) if base != e => {
                 return Err(format!(
                     "partition {partition} batch starts at offset {base} but {e} was expected"
                 ));
