@@ -24,27 +24,11 @@ use outpost::storage::{
 };
 use std::collections::BTreeMap;
 
-/// splitmix64: small, seedable, good enough to drive a simulation.
-struct Rng(u64);
+#[allow(dead_code)] // each test uses a part of it
+#[path = "support/rng.rs"]
+mod rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+use rng::Rng;
 
 fn random_config(rng: &mut Rng) -> RingConfig {
     let unit = rng.pick(&[16u64, 64, 256, 512]);

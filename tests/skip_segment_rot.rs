@@ -22,27 +22,11 @@ use outpost::storage::{
     AppendBody, CorruptionPolicy, FullPolicy, Offset, PartitionId, Record, Ring, RingConfig,
 };
 
-/// splitmix64: every case replays from its seed.
-struct Rng(u64);
+#[allow(dead_code)] // each test uses a part of it
+#[path = "support/rng.rs"]
+mod rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+use rng::Rng;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -62,7 +46,7 @@ fn config(rng: &mut Rng) -> RingConfig {
         program_unit_bytes: unit,
         ring_bytes: segments * segment_bytes,
         segment_bytes,
-        full_policy: if rng.percent(50) {
+        full_policy: if rng.chance(50) {
             FullPolicy::Reject
         } else {
             FullPolicy::DropOldest
@@ -125,7 +109,7 @@ fn run(seed: u64, cycles: u64, counts: &mut Counts) {
         let mut dropped: Vec<(u32, u64, u64)> = Vec::new();
         ring.flash().set_fault(Fault::CutAtOp(rng.below(60)));
         'writing: for _ in 0..10_000 {
-            if rng.percent(10) {
+            if rng.chance(10) {
                 let p = PartitionId(rng.below(partitions) as u32);
                 let (_, next) = ring.reader().offsets(p);
                 ring.release(p, next);
@@ -181,7 +165,7 @@ fn run(seed: u64, cycles: u64, counts: &mut Counts) {
         let crash = ring.flash().crash_image(rng.next());
         drop(ring);
         let mut image = crash.durable_image();
-        let rot = rng.percent(25);
+        let rot = rng.chance(25);
         if rot {
             counts.with_rot += 1;
             for _ in 0..1 + rng.below(2) {
