@@ -20,6 +20,10 @@ use outpost::protocol::{ErrorCode, Kind};
 use outpost::storage::Record;
 use serde::Serialize;
 
+mod rng;
+#[allow(unused_imports)] // like the rest of this module: each test uses a part of it
+pub use rng::Rng;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_outpost");
 /// Longest wait for anything that should be quick (a start, a response, a close).
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -419,32 +423,6 @@ pub fn raw_frame(header: FrameHeader, body: &[u8]) -> Vec<u8> {
     let mut out = header.encode().to_vec();
     out.extend_from_slice(body);
     out
-}
-
-/// SplitMix64: a small seeded PRNG, so every run sees the same "random" inputs.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..hi` (hi > lo).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo)
-    }
-
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next_u64() as u8).collect()
-    }
 }
 
 /// A record with a value and optional key, timestamp and headers.

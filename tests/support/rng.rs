@@ -1,10 +1,14 @@
 //! splitmix64: small, seedable, good enough to drive a simulation; every case replays from its
-//! seed. Shared by the power-cut tests (`#[path = "support/rng.rs"] mod rng;`), which do not
-//! pull in the rest of `support` (sockets, Kafka).
+//! seed. `support` re-exports it; the power-cut tests, which do not need the rest of `support`
+//! (sockets, a broker), include this file alone (`#[path = "support/rng.rs"] mod rng;`).
 
 pub struct Rng(pub u64);
 
 impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -24,5 +28,14 @@ impl Rng {
 
     pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len() as u64) as usize]
+    }
+
+    /// In `lo..hi` (`hi` > `lo`).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
     }
 }
