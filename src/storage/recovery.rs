@@ -614,28 +614,22 @@ impl<'a, F: Flash + ?Sized> Recovery<'a, F> {
         match h.kind {
             BatchKind::Checkpoint => {
                 let cp = decode_checkpoint_body(body).map_err(|e| e.to_string())?;
-                // Checked in list order, as if applied one by one (a partition listed twice
-                // with a falling offset is refused too).
-                let mut seen: BTreeMap<PartitionId, Offset> = BTreeMap::new();
-                let mut below = None;
-                for &(p, next) in &cp.partitions {
-                    let e = seen.get(&p).or_else(|| self.parts_next.get(&p)).copied();
-                    if let Some(e) = e.filter(|&e| e > next) {
-                        below.get_or_insert((p, next, e));
-                    }
-                    seen.insert(p, e.map_or(next, |e| e.max(next)));
-                }
                 // Offsets never go back, also past a checkpoint refused as inconsistent (a
                 // forgery or a bug: one of the two sides is wrong, and recovery cannot tell
-                // which): every partition moves to the higher of the two. The writer's next
-                // checkpoint then covers whatever this one claims, so a later recovery that
-                // accepts this one (once the segment that contradicted it is reclaimed) does
-                // not find the writer's checkpoint below the log. (Before, the checkpoint was
-                // applied partition by partition up to the first one below the log, and the
-                // writer's checkpoint could be below what the next recovery read: it refused
-                // it, with the acknowledged records behind it.)
+                // which): every partition moves to the higher of the two, in list order (so a
+                // partition listed twice with a falling offset is refused too). The writer's
+                // next checkpoint then covers whatever this one claims, so a later recovery
+                // that accepts this one (once the segment that contradicted it is reclaimed)
+                // does not find the writer's checkpoint below the log. (Before, the checkpoint
+                // was applied partition by partition up to the first one below the log, and
+                // the writer's checkpoint could be below what the next recovery read: it
+                // refused it, with the acknowledged records behind it.)
+                let mut below = None;
                 for &(p, next) in &cp.partitions {
                     let e = self.parts_next.entry(p).or_insert(next);
+                    if *e > next {
+                        below.get_or_insert((p, next, *e));
+                    }
                     *e = (*e).max(next);
                 }
                 if let Some((p, next, e)) = below {
